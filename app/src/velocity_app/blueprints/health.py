@@ -1,0 +1,39 @@
+"""Liveness (/healthz) and readiness (/readyz: database reachable, schema current)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
+
+from velocity_app.db import SCHEMA_HEAD, schema_revision
+from velocity_app.logs import get_logger
+
+bp = Blueprint("health", __name__)
+log = get_logger(__name__)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    engine = current_app.extensions["velocity"].engine
+    try:
+        revision = schema_revision(engine)
+    except SQLAlchemyError as exc:
+        # The class name is enough to act on; the message may carry host names.
+        log.warning("readiness_failed", check="database", error=type(exc).__name__)
+        return jsonify(status="unavailable", checks={"database": "unreachable"}), 503
+    if revision != SCHEMA_HEAD:
+        log.warning("readiness_failed", check="schema", revision=revision, expected=SCHEMA_HEAD)
+        return (
+            jsonify(
+                status="unavailable",
+                checks={"database": "ok", "schema": f"at {revision or 'none'}, expected {SCHEMA_HEAD}: run `velocity-app migrate`"},
+            ),
+            503,
+        )
+    return jsonify(status="ready", checks={"database": "ok", "schema": revision})

@@ -1,0 +1,138 @@
+"""Configuration, read only from environment variables.
+
+Secrets (``SECRET_KEY``, ``DATABASE_URL``) are required and have no default:
+the service refuses to start without them and names what is missing. Nothing
+here generates a secret. Non-secret settings have documented defaults, listed
+in ``SETTINGS`` so that ``.env.example`` and the docs can be checked against it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+REQUIRED = ("SECRET_KEY", "DATABASE_URL")
+MIN_SECRET_KEY_LENGTH = 16
+
+# name -> (default, meaning). Everything optional the service reads.
+SETTINGS: dict[str, tuple[str, str]] = {
+    "LOG_LEVEL": ("INFO", "Minimum log level: DEBUG, INFO, WARNING, ERROR."),
+    "LOG_REQUESTS": ("true", "Log one JSON event per HTTP request (true/false)."),
+    "DB_POOL_SIZE": ("5", "SQLAlchemy connection pool size per worker."),
+    "DB_POOL_TIMEOUT": ("5", "Seconds to wait for a pooled connection."),
+    "DB_CONNECT_TIMEOUT": ("3", "Seconds to wait when opening a database connection."),
+    "API_MAX_PAGE_SIZE": ("100", "Largest `limit` accepted by GET /api/visits."),
+    "SERVICE_NAME": ("velocity-app", "Service name in logs and traces."),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("", "When set, export OpenTelemetry traces over OTLP/HTTP."),
+}
+
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable service."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_key: str = field(repr=False)
+    database_url: str = field(repr=False)
+    log_level: str = "INFO"
+    log_requests: bool = True
+    db_pool_size: int = 5
+    db_pool_timeout: float = 5.0
+    db_connect_timeout: int = 3
+    api_max_page_size: int = 100
+    service_name: str = "velocity-app"
+    otel_endpoint: str = ""
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """DATABASE_URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+        scheme, sep, rest = self.database_url.partition("://")
+        if scheme in ("postgres", "postgresql"):
+            scheme = "postgresql+psycopg"
+        return f"{scheme}{sep}{rest}"
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Values that must never appear in logs: the key and the DB password."""
+        values = [self.secret_key, self.database_url]
+        password = urlsplit(self.database_url).password
+        if password:
+            values.append(password)
+        return tuple(v for v in values if v)
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int, maximum: int) -> int:
+    raw = env.get(name, SETTINGS[name][0]).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, SETTINGS[name][0]).strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _check_database_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        # Never echo the URL: it carries the password.
+        raise ConfigError(
+            "DATABASE_URL must be a PostgreSQL URL "
+            "(postgresql://USER:PASSWORD@HOST:PORT/DB), "
+            f"got scheme {parts.scheme!r}"
+        )
+    if not parts.path.strip("/"):
+        raise ConfigError("DATABASE_URL must name a database (…/DBNAME at the end)")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment, or raise ConfigError naming the problem."""
+    env = os.environ if environ is None else environ
+    missing = [name for name in REQUIRED if not env.get(name, "").strip()]
+    if missing:
+        raise ConfigError(
+            "missing required environment variable(s): "
+            + ", ".join(missing)
+            + ". Provide them from Vault (the velocity.platform.vault_secrets role "
+            "writes them to an env file); the service never generates secrets."
+        )
+    secret_key = env["SECRET_KEY"].strip()
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"SECRET_KEY is too short ({len(secret_key)} characters); "
+            f"use at least {MIN_SECRET_KEY_LENGTH} random characters"
+        )
+    database_url = env["DATABASE_URL"].strip()
+    _check_database_url(database_url)
+
+    log_level = env.get("LOG_LEVEL", SETTINGS["LOG_LEVEL"][0]).strip().upper()
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {log_level!r}")
+
+    return Settings(
+        secret_key=secret_key,
+        database_url=database_url,
+        log_level=log_level,
+        log_requests=_bool(env, "LOG_REQUESTS"),
+        db_pool_size=_int(env, "DB_POOL_SIZE", 1, 100),
+        db_pool_timeout=float(_int(env, "DB_POOL_TIMEOUT", 1, 300)),
+        db_connect_timeout=_int(env, "DB_CONNECT_TIMEOUT", 1, 60),
+        api_max_page_size=_int(env, "API_MAX_PAGE_SIZE", 1, 1000),
+        service_name=env.get("SERVICE_NAME", SETTINGS["SERVICE_NAME"][0]).strip() or "velocity-app",
+        otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip(),
+    )

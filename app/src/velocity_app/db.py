@@ -1,0 +1,56 @@
+"""Database engine, schema and the readiness check."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Engine, Integer, String, create_engine, func, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from velocity_app.config import Settings
+
+SCHEMA_HEAD = "0001_visits"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Visit(Base):
+    __tablename__ = "visits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    page: Mapped[str] = mapped_column(String(2048), nullable=False)
+    referrer: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), index=True
+    )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "page": self.page,
+            "referrer": self.referrer,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
+
+def make_engine(settings: Settings) -> Engine:
+    return create_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        # Keep the password out of SQLAlchemy's own logging and reprs.
+        hide_parameters=True,
+        connect_args={"connect_timeout": settings.db_connect_timeout},
+    )
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, or None before the first migration."""
+    with engine.connect() as conn:
+        exists = conn.execute(text("SELECT to_regclass('public.alembic_version')")).scalar()
+        if exists is None:
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()

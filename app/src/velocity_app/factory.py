@@ -1,0 +1,61 @@
+"""The application factory: the only way the service is built."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, jsonify
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from werkzeug.exceptions import HTTPException
+
+from velocity_app.config import Settings, load_settings
+from velocity_app.db import make_engine
+from velocity_app.logs import configure_logging
+from velocity_app.observability import Metrics, instrument, make_tracer
+
+
+@dataclass
+class Velocity:
+    """What the blueprints need, kept in ``app.extensions['velocity']``."""
+
+    settings: Settings
+    engine: Engine
+    metrics: Metrics
+    tracer: Any
+
+
+def create_app(environ: Mapping[str, str] | None = None, *, span_exporter: Any = None) -> Flask:
+    """Build the app from ``environ`` (default: ``os.environ``).
+
+    Raises ``ConfigError`` naming the missing or bad variable.
+    ``span_exporter`` lets tests capture traces in memory.
+    """
+    settings = load_settings(environ)
+    configure_logging(settings.log_level, settings.service_name, settings.secret_values())
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
+
+    velocity = Velocity(
+        settings=settings,
+        engine=make_engine(settings),
+        metrics=Metrics(CollectorRegistry()),
+        tracer=make_tracer(settings, span_exporter),
+    )
+    app.extensions["velocity"] = velocity
+    instrument(app, settings, velocity.metrics, velocity.tracer)
+
+    from velocity_app.blueprints import api, health, metrics
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(metrics.bp)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description), exc.code
+
+    return app

@@ -1,0 +1,129 @@
+"""Structured JSON logging for the service and for Gunicorn.
+
+One configuration for the whole process: structlog renders JSON lines with
+orjson; stdlib records (Gunicorn, SQLAlchemy, Alembic, Flask) pass through a
+``ProcessorFormatter`` that runs the same processors, so every line on stdout
+has the same shape. A redaction processor replaces any configured secret
+value with ``[REDACTED]`` wherever it would appear in an event.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+import orjson
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+REDACTED = "[REDACTED]"
+_SECRET_KEYS = frozenset({"password", "secret", "secret_key", "token", "database_url", "authorization"})
+
+
+class Redactor:
+    """Replace known secret values, and values under secret-looking keys."""
+
+    def __init__(self, secret_values: Iterable[str] = ()) -> None:
+        # Longest first, so a password inside a URL is replaced as part of the URL.
+        self.values = tuple(sorted({v for v in secret_values if v}, key=len, reverse=True))
+
+    def _scrub(self, text: str) -> str:
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        for key, value in event_dict.items():
+            if key.lower() in _SECRET_KEYS:
+                event_dict[key] = REDACTED
+            elif self.values and isinstance(value, str):
+                event_dict[key] = self._scrub(value)
+        return event_dict
+
+
+def _orjson_str(obj: Any, **_kw: Any) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
+def _shared_processors(service: str) -> list[Processor]:
+    def add_service(_l: WrappedLogger, _m: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        add_service,
+    ]
+
+
+def stdlib_formatter(service: str = "velocity-app", secret_values: Iterable[str] = ()) -> logging.Formatter:
+    """A formatter that renders stdlib records (Gunicorn's too) as our JSON lines."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_shared_processors(service), structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            Redactor(secret_values),
+            structlog.processors.JSONRenderer(serializer=_orjson_str),
+        ],
+    )
+
+
+def configure_logging(
+    level: str = "INFO",
+    service: str = "velocity-app",
+    secret_values: Iterable[str] = (),
+    stream: IO[bytes] | None = None,
+) -> None:
+    """Configure structlog and the stdlib root logger once for this process.
+
+    ``stream`` is a binary stream (default: stdout); tests pass a BytesIO.
+    """
+    numeric = logging.getLevelName(level.upper())
+    out = stream if stream is not None else sys.stdout.buffer
+    secret_values = tuple(secret_values)
+
+    structlog.configure(
+        processors=[
+            *_shared_processors(service),
+            structlog.processors.format_exc_info,
+            Redactor(secret_values),
+            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.BytesLoggerFactory(out),
+        cache_logger_on_first_use=True,
+    )
+
+    handler = logging.StreamHandler(_TextOverBytes(out))
+    handler.setFormatter(stdlib_formatter(service, secret_values))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    # Flask's app.logger would otherwise add its own non-JSON handler.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+class _TextOverBytes:
+    """Let a stdlib StreamHandler write text lines to a binary stream."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+
+    def write(self, text: str) -> int:
+        self._out.write(text.encode())
+        return len(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger(name)

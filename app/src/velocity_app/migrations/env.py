@@ -1,0 +1,10 @@
+"""Alembic environment: online migrations only, on the engine the caller passes."""
+
+from alembic import context
+
+from velocity_app.db import Base
+
+engine = context.config.attributes["engine"]
+with engine.begin() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata, transaction_per_migration=True)
+    context.run_migrations()

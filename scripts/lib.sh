@@ -1,0 +1,42 @@
+# Shared helpers for Velocity's scripts. Source it; do not run it.
+# shellcheck shell=bash
+
+: "${VELOCITY_CACHE_DIR:=$HOME/.cache/velocity}"
+: "${VELOCITY_STATE_DIR:=/tmp/velocity}"
+export VELOCITY_CACHE_DIR VELOCITY_STATE_DIR
+VELOCITY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export VELOCITY_ROOT
+
+# Progress goes to stderr so that stdout stays machine-readable.
+say() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "${SCRIPT_NAME:-velocity}" "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+# apt_install PKG...: install the Debian packages that are missing, once.
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "need root to install ${missing[*]} (run: sudo apt-get install ${missing[*]})"
+  say "installing Debian packages: ${missing[*]}"
+  local stamp=/var/lib/apt/periodic/velocity-update-stamp
+  if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +360 2>/dev/null)" ]; then
+    apt-get update -qq >&2 && mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+  local what=$1 limit=$2 start=$SECONDS
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ $((SECONDS - start)) -ge "$limit" ] && return 1
+    sleep 0.2
+  done
+  say "$what ready after $((SECONDS - start))s"
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }

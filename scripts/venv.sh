@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create (once) the project's Python environment and print its path.
+# The venv lives outside the repo, keyed by the hash of the requirements, so a
+# fresh clone on a warm machine reuses it and a changed pin builds a new one.
+set -euo pipefail
+SCRIPT_NAME=venv
+. "$(dirname "$0")/lib.sh"
+cd "$VELOCITY_ROOT"
+
+key=$(cat requirements/dev.in requirements/constraints.txt app/pyproject.toml | sha256sum | cut -c1-12)
+venv="$VELOCITY_CACHE_DIR/venv-$key"
+mkdir -p "$VELOCITY_CACHE_DIR"
+# Several shells (make, tests, helpers) may ask at once: one builds, the others wait.
+exec 9>"$VELOCITY_CACHE_DIR/venv.lock"
+flock 9
+if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+  say "creating Python environment $venv (first run downloads from PyPI)"
+  start=$SECONDS
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip setuptools wheel -c requirements/constraints.txt >&2
+  "$venv/bin/pip" install -q -r requirements/dev.in -c requirements/constraints.txt >&2
+  touch "$venv/.complete"
+  say "Python environment ready in $((SECONDS - start))s"
+fi
+# The app itself is installed editable on every call: cheap, and always current.
+if ! "$venv/bin/python" -c 'import velocity_app, sys; sys.exit(0 if velocity_app.__file__.startswith(sys.argv[1]) else 1)' "$VELOCITY_ROOT/app" 2>/dev/null; then
+  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e app >&2
+fi
+echo "$venv"
