@@ -1,0 +1,217 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: container_smoke_test
+short_description: Boot the app image in a locked-down container and check health, readiness and privileges
+version_added: 0.1.0
+description:
+  - Runs the image with the environment from O(env_file) (the 0600 env file the secrets stage writes)
+    and O(env), then checks, in this order
+  - 1. with O(migrate=true), C(velocity-app migrate) in a one-off container exits 0;
+  - 2. the service container becomes C(healthy) by the image's own C(HEALTHCHECK) (the interval is shortened
+    to O(health_interval) seconds; the command is kept);
+  - 3. C(/healthz) answers 200 and C(/readyz) answers 200 (the database answers and the schema is at head),
+    polled for up to O(ready_timeout) seconds; with O(expect_ready=false) only the status is recorded;
+  - 4. PID 1 runs with a non-zero uid and no effective capability, the root filesystem refuses writes,
+    and C(/tmp) (tmpfs) is writable;
+  - 5. the service logged no C(error)/C(critical) JSON line (unless O(allow_error_logs=true)).
+  - Containers run with C(read_only) root filesystem, a tmpfs on C(/tmp), C(cap_drop=ALL), no added
+    capability and C(no-new-privileges). They are B(always removed), whether the test passes or fails.
+  - On failure the module fails with the reason, the checks done so far and the tail of the container log.
+  - The environment is never printed. Values of secret-looking variables and every value of six
+    characters or more are masked (C(********)) in messages and log lines, and are registered as no_log values.
+  - The module changes nothing that outlives it, so it always reports C(changed=false). In check mode it
+    does not run containers.
+author:
+  - Velocity platform team
+options:
+  image:
+    description: Image reference or id to test.
+    type: str
+    required: true
+  env_file:
+    description:
+      - File of C(KEY=VALUE) lines (comments, blank lines and C(export) allowed). Its values are never logged.
+      - Must provide the app's required C(SECRET_KEY) and C(DATABASE_URL) unless O(env) does.
+    type: path
+  env:
+    description: More environment variables; override O(env_file). Treated as secret like the file.
+    type: dict
+    default: {}
+  network_mode:
+    description:
+      - V(host) (default) lets the container reach services on the controller's 127.0.0.1, such as the
+        local PostgreSQL; Gunicorn is then bound to C(127.0.0.1:<port>) only and the health check follows it.
+      - V(bridge) publishes the port on 127.0.0.1 of the engine host; the database must be reachable from the bridge network.
+    type: str
+    choices: [host, bridge]
+    default: host
+  port:
+    description: Port for Gunicorn with O(network_mode=host); V(0) picks a free one.
+    type: int
+    default: 0
+  migrate:
+    description: Run C(velocity-app migrate) first (the readiness probe needs the schema at head).
+    type: bool
+    default: false
+  expect_ready:
+    description: Require C(/readyz) to answer 200.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds for the container to become healthy (and for the migration).
+    type: int
+    default: 120
+  ready_timeout:
+    description: Seconds to keep polling C(/readyz) until it answers 200.
+    type: int
+    default: 30
+  health_interval:
+    description: Interval, in seconds, of the Docker health check during the test.
+    type: int
+    default: 1
+  read_only:
+    description: Run with a read-only root filesystem and check that it is.
+    type: bool
+    default: true
+  tmpfs_size:
+    description: Size of the tmpfs mounted on C(/tmp).
+    type: str
+    default: 64m
+  log_lines:
+    description: How many lines of the container log to return.
+    type: int
+    default: 40
+  allow_error_logs:
+    description: Do not fail when the service logs error-level lines.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - velocity.platform.docker
+  - velocity.platform.docker.attributes
+attributes:
+  diff_mode:
+    description: Nothing to diff; the test leaves no state behind.
+    support: none
+seealso:
+  - module: velocity.platform.image_build
+"""
+
+EXAMPLES = r"""
+- name: Smoke-test the app image against the real database
+  velocity.platform.container_smoke_test:
+    image: velocity/app:0.1.0
+    env_file: "{{ velocity_state_dir }}/secrets/app.env"
+    migrate: true
+  register: smoke
+
+- name: Show what was checked (never the environment)
+  ansible.builtin.debug:
+    var: smoke.checks
+"""
+
+RETURN = r"""
+checks:
+  description: What was checked and the observed values.
+  returned: success, and on failure (as far as the test got)
+  type: dict
+  sample:
+    image_user: "10001:10001"
+    migrate: ok
+    docker_health: healthy
+    healthz: 200
+    readyz: 200
+    uid: 10001
+    capabilities: none
+    read_only_rootfs: true
+    tmp_writable: true
+    error_log_lines: 0
+logs_tail:
+  description: Last O(log_lines) lines of the container log, secret values masked.
+  returned: success, and on failure
+  type: list
+  elements: str
+container_name:
+  description: Name of the (removed) container.
+  returned: success, and on failure
+  type: str
+duration_s:
+  description: Seconds the test took.
+  returned: success
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
+    DOCKER_COMMON_ARGS,
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+    DockerModuleError,
+    EngineSettings,
+    connect,
+)
+from ansible_collections.velocity.platform.plugins.module_utils.smoke import (
+    SmokeRequest,
+    parse_env_file,
+    run_smoke_test,
+    sensitive_values,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            image=dict(type="str", required=True),
+            env_file=dict(type="path"),
+            env=dict(type="dict", default={}, no_log=True),
+            network_mode=dict(type="str", choices=["host", "bridge"], default="host"),
+            port=dict(type="int", default=0),
+            migrate=dict(type="bool", default=False),
+            expect_ready=dict(type="bool", default=True),
+            timeout=dict(type="int", default=120),
+            ready_timeout=dict(type="int", default=30),
+            health_interval=dict(type="int", default=1),
+            read_only=dict(type="bool", default=True),
+            tmpfs_size=dict(type="str", default="64m"),
+            log_lines=dict(type="int", default=40),
+            allow_error_logs=dict(type="bool", default=False),
+            **DOCKER_COMMON_ARGS,
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
+    p = module.params
+    try:
+        env = parse_env_file(p["env_file"]) if p["env_file"] else {}
+    except DockerModuleError as exc:
+        module.fail_json(msg=str(exc))
+    env.update({k: "" if v is None else str(v) for k, v in p["env"].items()})
+    # Ansible masks these wherever they would appear in the result.
+    module.no_log_values.update(sensitive_values(env))
+    if module.check_mode:
+        module.exit_json(changed=False, checks={}, logs_tail=[], container_name="",
+                         msg="check mode: no container started")
+    request = SmokeRequest(
+        image=p["image"], env=env, network_mode=p["network_mode"], port=p["port"], migrate=p["migrate"],
+        expect_ready=p["expect_ready"], timeout=p["timeout"], ready_timeout=p["ready_timeout"],
+        health_interval=p["health_interval"], read_only=p["read_only"], tmpfs_size=p["tmpfs_size"],
+        log_lines=p["log_lines"], allow_error_logs=p["allow_error_logs"],
+    )
+    try:
+        client = connect(EngineSettings.from_params(p))
+        result = run_smoke_test(client, request)
+    except DockerModuleError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+    module.exit_json(changed=False, checks=result.checks, logs_tail=result.logs_tail,
+                     container_name=result.container_name, duration_s=result.duration_s)
+
+
+if __name__ == "__main__":
+    main()
