@@ -48,8 +48,10 @@ def _healthcheck(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     load_settings()  # fail here, with the variable's name, not inside a worker
-    argv = ["gunicorn", "-c", "python:velocity_app.gunicorn_conf", *args.gunicorn_args, "velocity_app.wsgi:app"]
-    os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with gunicorn
+    # The interpreter running us has gunicorn installed; PATH may not point at it.
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:velocity_app.gunicorn_conf",
+            *args.gunicorn_args, "velocity_app.wsgi:app"]
+    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
     return 0  # pragma: no cover
 
 

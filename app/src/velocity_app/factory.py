@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from flask import Flask, jsonify
 from prometheus_client import CollectorRegistry
@@ -27,14 +27,19 @@ class Velocity:
     tracer: Any
 
 
-def create_app(environ: Mapping[str, str] | None = None, *, span_exporter: Any = None) -> Flask:
+def create_app(
+    environ: Mapping[str, str] | None = None,
+    *,
+    span_exporter: Any = None,
+    log_stream: IO[bytes] | None = None,
+) -> Flask:
     """Build the app from ``environ`` (default: ``os.environ``).
 
     Raises ``ConfigError`` naming the missing or bad variable.
-    ``span_exporter`` lets tests capture traces in memory.
+    ``span_exporter`` and ``log_stream`` let tests capture traces and log lines.
     """
     settings = load_settings(environ)
-    configure_logging(settings.log_level, settings.service_name, settings.secret_values())
+    configure_logging(settings.log_level, settings.service_name, settings.secret_values(), stream=log_stream)
 
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)

@@ -44,6 +44,26 @@ class Redactor:
         return event_dict
 
 
+class _Sink:
+    """Where JSON lines go. Loggers cached on first use keep a reference to this
+    object, so pointing it at another stream reaches them too (tests do that)."""
+
+    def __init__(self) -> None:
+        self.target: IO[bytes] = sys.stdout.buffer
+
+    def write(self, data: bytes) -> int:
+        return self.target.write(data)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+# One sink and one redactor per process, shared by structlog and stdlib handlers,
+# so reconfiguring updates loggers that cache_logger_on_first_use already built.
+_SINK = _Sink()
+_REDACTOR = Redactor()
+
+
 def _orjson_str(obj: Any, **_kw: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
@@ -63,12 +83,16 @@ def _shared_processors(service: str) -> list[Processor]:
 
 def stdlib_formatter(service: str = "velocity-app", secret_values: Iterable[str] = ()) -> logging.Formatter:
     """A formatter that renders stdlib records (Gunicorn's too) as our JSON lines."""
+    return _formatter(service, Redactor(secret_values))
+
+
+def _formatter(service: str, redactor: Redactor) -> logging.Formatter:
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_shared_processors(service), structlog.stdlib.add_logger_name],
+        foreign_pre_chain=[*_shared_processors(service), structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            Redactor(secret_values),
+            redactor,
             structlog.processors.JSONRenderer(serializer=_orjson_str),
         ],
     )
@@ -85,23 +109,23 @@ def configure_logging(
     ``stream`` is a binary stream (default: stdout); tests pass a BytesIO.
     """
     numeric = logging.getLevelName(level.upper())
-    out = stream if stream is not None else sys.stdout.buffer
-    secret_values = tuple(secret_values)
+    _SINK.target = stream if stream is not None else sys.stdout.buffer
+    _REDACTOR.values = Redactor(secret_values).values
 
     structlog.configure(
         processors=[
             *_shared_processors(service),
             structlog.processors.format_exc_info,
-            Redactor(secret_values),
+            _REDACTOR,
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.BytesLoggerFactory(out),
+        logger_factory=structlog.BytesLoggerFactory(_SINK),
         cache_logger_on_first_use=True,
     )
 
-    handler = logging.StreamHandler(_TextOverBytes(out))
-    handler.setFormatter(stdlib_formatter(service, secret_values))
+    handler = logging.StreamHandler(_TextOverBytes(_SINK))
+    handler.setFormatter(_formatter(service, _REDACTOR))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -114,7 +138,7 @@ def configure_logging(
 class _TextOverBytes:
     """Let a stdlib StreamHandler write text lines to a binary stream."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: _Sink) -> None:
         self._out = out
 
     def write(self, text: str) -> int:

@@ -1,0 +1,93 @@
+"""config.py reads only the environment, requires the secrets and never invents them."""
+
+from __future__ import annotations
+
+import pytest
+
+from velocity_app import create_app
+from velocity_app.config import SETTINGS, ConfigError, load_settings
+
+GOOD = {"SECRET_KEY": "k" * 32, "DATABASE_URL": "postgresql://u:p4ssw0rd-canary@db:5432/velocity"}
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL"])
+def test_missing_required_variable_refuses_to_start_and_names_it(missing):
+    env = {k: v for k, v in GOOD.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        load_settings(env)
+    with pytest.raises(ConfigError, match=missing):
+        create_app(env)
+
+
+def test_both_missing_names_both():
+    with pytest.raises(ConfigError) as err:
+        load_settings({})
+    assert "SECRET_KEY" in str(err.value) and "DATABASE_URL" in str(err.value)
+
+
+def test_blank_secret_counts_as_missing():
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_settings({**GOOD, "SECRET_KEY": "   "})
+
+
+def test_short_secret_key_is_rejected_without_echoing_it():
+    with pytest.raises(ConfigError, match="too short") as err:
+        load_settings({**GOOD, "SECRET_KEY": "shortcanary"})
+    assert "shortcanary" not in str(err.value)
+
+
+def test_secret_key_is_taken_verbatim_never_generated():
+    first = load_settings(GOOD)
+    second = load_settings(GOOD)
+    assert first.secret_key == second.secret_key == GOOD["SECRET_KEY"]
+
+
+def test_non_postgres_url_is_rejected_without_leaking_the_password():
+    with pytest.raises(ConfigError, match="DATABASE_URL") as err:
+        load_settings({**GOOD, "DATABASE_URL": "mysql://u:p4ssw0rd-canary@db/x"})
+    assert "p4ssw0rd-canary" not in str(err.value)
+
+
+def test_url_without_database_name_is_rejected():
+    with pytest.raises(ConfigError, match="name a database"):
+        load_settings({**GOOD, "DATABASE_URL": "postgresql://u:p@db:5432/"})
+
+
+def test_defaults_for_non_secret_settings_match_the_documented_table():
+    s = load_settings(GOOD)
+    assert s.log_level == SETTINGS["LOG_LEVEL"][0]
+    assert s.db_pool_size == int(SETTINGS["DB_POOL_SIZE"][0])
+    assert s.log_requests is True
+    assert s.otel_endpoint == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DB_POOL_SIZE", "many", "whole number"),
+        ("DB_POOL_SIZE", "0", "between"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+        ("LOG_REQUESTS", "maybe", "true or false"),
+    ],
+)
+def test_bad_optional_setting_names_the_variable(name, value, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_settings({**GOOD, name: value})
+    assert name in str(err.value)
+
+
+def test_secrets_are_not_in_the_settings_repr():
+    text = repr(load_settings(GOOD))
+    assert GOOD["SECRET_KEY"] not in text and "p4ssw0rd-canary" not in text
+
+
+def test_sqlalchemy_url_names_the_psycopg_driver():
+    assert load_settings(GOOD).sqlalchemy_url.startswith("postgresql+psycopg://")
+
+
+def test_env_example_lists_every_setting():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    for name in ("SECRET_KEY", "DATABASE_URL", *SETTINGS):
+        assert f"\n{name}=" in text, f"{name} missing from .env.example"
