@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from velocity_app import create_app
-from velocity_app.db import make_engine
 from velocity_app.config import load_settings
+from velocity_app.db import make_engine
 from velocity_app.migrate import upgrade
 
 # Canary values: if either ever shows up in a log line, a test fails.

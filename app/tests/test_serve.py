@@ -30,7 +30,7 @@ def _base_env(extra: dict[str, str]) -> dict[str, str]:
 
 def _get(url: str) -> tuple[int, dict, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback test server
+        with urllib.request.urlopen(url, timeout=5) as resp:
             return resp.status, dict(resp.headers), json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), json.loads(err.read() or b"{}")
@@ -54,11 +54,11 @@ def test_gunicorn_serves_health_readiness_and_logs_json(migrated, tmp_path, cana
                     assert time.monotonic() < deadline, "gunicorn did not answer within 30 s"
                     time.sleep(0.2)
             assert status == 200
-            status, headers, body = _get(f"http://127.0.0.1:{port}/readyz")
+            status, _, body = _get(f"http://127.0.0.1:{port}/readyz")
             assert status == 200 and body["status"] == "ready"
             for _ in range(4):
                 _get(f"http://127.0.0.1:{port}/healthz")
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
                 metrics = resp.read().decode()
         finally:
             proc.terminate()

@@ -24,7 +24,7 @@ def test_each_request_becomes_a_span_with_route_and_status(migrated, logs):
     assert span.name == "GET /healthz"
     assert span.attributes["http.response.status_code"] == 200
     assert span.attributes["velocity.request_id"] == "trace-1"
-    request_log = [e for e in logs.events() if e.get("event") == "request"][0]
+    request_log = next(e for e in logs.events() if e.get("event") == "request")
     assert request_log["trace_id"] == format(span.context.trace_id, "032x")
     app.extensions["velocity"].engine.dispose()
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from velocity_app.config import ConfigError, load_settings
@@ -38,8 +39,12 @@ def _check_config(_args: argparse.Namespace) -> int:
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
+    if urllib.parse.urlsplit(args.url).scheme not in ("http", "https"):
+        print(f"velocity-app: --url must be http(s)://..., got {args.url!r}", file=sys.stderr)
+        return 2
     try:
-        with urllib.request.urlopen(args.url, timeout=args.timeout) as resp:  # noqa: S310 - fixed local URL
+        # The scheme is checked above, so file:// and friends cannot get here.
+        with urllib.request.urlopen(args.url, timeout=args.timeout) as resp:  # noqa: S310  # nosec B310
             return 0 if resp.status == 200 else 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"velocity-app: health check {args.url} failed: {exc}", file=sys.stderr)

@@ -1,0 +1,66 @@
+# Velocity: one definition of every check, used by README, .ci/run and the hosted CI.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+IN_VENV := scripts/in-venv
+COLLECTION := collections/ansible_collections/velocity/platform
+SCENARIOS ?= $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## install packages and the venv, start the local services (idempotent)
+	scripts/setup
+
+.PHONY: venv
+venv: ## create the Python environment (outside the repo, cached)
+	@bash scripts/venv.sh
+
+.PHONY: run
+run: setup ## the main job: the whole pipeline on the embedded local default
+	$(IN_VENV) scripts/run-pipeline
+
+.PHONY: test
+test: setup lint sanity pytest molecule ## every check: lint, sanity, unit + integration tests, Molecule
+	@echo "make test: all checks passed"
+
+.PHONY: lint
+lint: ## ruff, yamllint, ansible-lint (production profile), bandit
+	$(IN_VENV) ruff check .
+	$(IN_VENV) yamllint -s .
+	$(IN_VENV) ansible-lint --profile production
+	$(IN_VENV) bandit -q -r app/src $(COLLECTION)/plugins -ll
+
+.PHONY: sanity
+sanity: ## ansible-test sanity on the collection (offline)
+	scripts/ansible-test/run sanity
+
+.PHONY: units
+units: ## ansible-test units on the collection
+	scripts/ansible-test/run units
+
+.PHONY: pytest
+pytest: ## unit and integration tests against the real local services
+	$(IN_VENV) pytest $(PYTEST_ARGS)
+
+.PHONY: molecule
+molecule: ## every Molecule scenario under molecule/ (SCENARIOS="a b" to choose)
+	@for s in $(SCENARIOS); do \
+	  echo "== molecule test -s $$s"; start=$$SECONDS; \
+	  $(IN_VENV) molecule test -s $$s || { echo "molecule scenario $$s FAILED"; exit 1; }; \
+	  echo "== molecule scenario $$s passed in $$((SECONDS - start))s"; \
+	done
+
+.PHONY: collection
+collection: ## build the collection tarball into dist/ and install it offline
+	mkdir -p dist
+	$(IN_VENV) ansible-galaxy collection build $(COLLECTION) --output-path dist --force
+	$(IN_VENV) ansible-galaxy collection install --no-deps --force -p dist/collections dist/velocity-platform-*.tar.gz
+
+.PHONY: stop
+stop: ## stop the local services this project started
+	-bash hack/k8s/cluster.sh stop
+	-for s in vault postgres docker; do [ -f scripts/services/$$s.sh ] && bash scripts/services/$$s.sh stop; done
