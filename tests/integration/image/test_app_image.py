@@ -1,0 +1,67 @@
+"""The real app image: SBOM content, smoke test against PostgreSQL, and the failing case with a canary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.velocity.platform.plugins.module_utils import sbom, smoke
+from tests.fixtures.docker import ROOT, ansible_env
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+CANARY = "canary-7f3Kq9ZtXw2M"
+
+
+def test_image_runs_as_fixed_non_root_user_with_a_healthcheck(docker_engine, app_image):
+    config = docker_engine.api.inspect_image(app_image)["Config"]
+    assert config["User"] == "10001:10001"
+    assert "velocity-app" in config["Healthcheck"]["Test"]
+    assert config["Labels"]["org.opencontainers.image.version"] == "0.1.0"
+
+
+def test_image_history_holds_no_secret_build_arg(docker_engine, app_image):
+    history = json.dumps(docker_engine.api.history(app_image))
+    for word in ("SECRET_KEY=", "DATABASE_URL=", "PASSWORD"):
+        assert word not in history
+
+
+def test_sbom_lists_os_and_python_packages_and_names_the_image(docker_engine, app_image, tmp_path):
+    dest = tmp_path / "app.cdx.json"
+    result = sbom.generate(docker_engine, app_image, str(dest))
+    doc = json.loads(dest.read_text())
+    image_id = docker_engine.api.inspect_image(app_image)["Id"]
+    assert sbom.properties(doc)[sbom.PROP_IMAGE_ID] == image_id
+    assert {"flask", "gunicorn", "structlog", "velocity-app"} <= set(result.stats["python_packages"])
+    assert result.stats["components_by_type"]["deb"] > 50
+    again = sbom.generate(docker_engine, app_image, str(dest))
+    assert not again.changed and again.sha256 == result.sha256
+
+
+def test_smoke_test_passes_against_the_real_database(docker_engine, app_image, postgres, fresh_database):
+    env = {"SECRET_KEY": CANARY + "-0123456789", "DATABASE_URL": postgres.url(database=fresh_database)}
+    result = smoke.run_smoke_test(docker_engine, smoke.SmokeRequest(image=app_image, env=env, migrate=True))
+    assert result.checks["readyz"] == 200 and result.checks["docker_health"] == "healthy"
+    assert result.checks["uid"] == 10001 and result.checks["read_only_rootfs"] is True
+    assert result.checks["capabilities"] == "none"
+    assert not any(CANARY in line for line in result.logs_tail)
+    assert smoke.leftover_containers(docker_engine) == []
+
+
+def test_unreachable_database_fails_clearly_leaks_nothing_and_leaves_no_container(docker_engine, app_image, tmp_path):
+    env_file = tmp_path / "app.env"
+    env_file.write_text(f"SECRET_KEY={CANARY}-key\nDATABASE_URL=postgresql://app:{CANARY}@127.0.0.1:1/velocity\n")
+    env_file.chmod(0o600)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "localhost", "-vvv", "-m", "velocity.platform.container_smoke_test",
+         "-a", f"image={app_image} env_file={env_file} ready_timeout=5"],
+        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "/readyz answered 503" in output and "database" in output
+    assert CANARY not in output
+    assert smoke.leftover_containers(docker_engine) == []
