@@ -142,7 +142,7 @@ def run_syft(syft: str, archive: str, out: str, timeout: int, cache_dir: str) ->
     }
     cmd = [syft, "scan", f"docker-archive:{archive}", "--scope", "squashed", "-o", f"cyclonedx-json={out}", "-q"]
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603 - argv list, no shell
     except subprocess.TimeoutExpired:
         raise DockerModuleError(f"syft did not finish within {timeout}s (option timeout)") from None
     if proc.returncode != 0:

@@ -180,7 +180,7 @@ class SmokeTest:
             "environment": self._env(),
             "detach": True,
             "read_only": self.req.read_only,
-            "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={self.req.tmpfs_size}"},
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={self.req.tmpfs_size}"},  # noqa: S108 - container path
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "labels": {SMOKE_LABEL: "true"},
@@ -302,7 +302,7 @@ class SmokeTest:
             code, _ = container.exec_run(["python3", "-c", "import tempfile; tempfile.NamedTemporaryFile(dir='/tmp').close()"])
             self.checks["tmp_writable"] = code == 0
             if code != 0:
-                raise self.fail("/tmp (tmpfs) is not writable for the service user", container)
+                raise self.fail("/tmp (tmpfs) is not writable for the service user", container)  # noqa: S108 - message
 
     def check_error_logs(self, container) -> None:
         try:
