@@ -23,8 +23,11 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
   say "Python environment ready in $((SECONDS - start))s"
 fi
-# The app itself is installed editable on every call: cheap, and always current.
-if ! "$venv/bin/python" -c 'import velocity_app, sys; sys.exit(0 if velocity_app.__file__.startswith(sys.argv[1]) else 1)' "$VELOCITY_ROOT/app" 2>/dev/null; then
-  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e app >&2
+# The app is not installed into this shared venv (several checkouts use it at
+# once); scripts/in-venv and conftest.py put app/src on PYTHONPATH instead.
+# `velocity-app` is still on the venv's PATH, for whichever checkout is on PYTHONPATH.
+if [ ! -x "$venv/bin/velocity-app" ] || grep -q '^# EASY-INSTALL\|^import re' "$venv/bin/velocity-app"; then
+  printf '#!/bin/sh\n# velocity-app from the checkout on PYTHONPATH (see scripts/in-venv)\nexec "$(dirname "$0")/python" -m velocity_app "$@"\n' > "$venv/bin/velocity-app"
+  chmod +x "$venv/bin/velocity-app"
 fi
 echo "$venv"

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-BIN = Path(sys.executable).parent
 
 
 def _free_port() -> int:
@@ -24,7 +23,7 @@ def _free_port() -> int:
 
 
 def _base_env(extra: dict[str, str]) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")}
     return {**keep, **extra}
 
 
@@ -42,7 +41,7 @@ def test_gunicorn_serves_health_readiness_and_logs_json(migrated, tmp_path, cana
                      "GUNICORN_ACCESS_LOG": "true", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")})
     out = tmp_path / "out.log"
     with out.open("wb") as sink:
-        proc = subprocess.Popen([str(BIN / "velocity-app"), "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "velocity_app", "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -81,7 +80,7 @@ def test_gunicorn_refuses_to_start_without_a_secret_and_names_it(migrated, missi
     env = _base_env({k: v for k, v in migrated.items() if k != missing})
     env["GUNICORN_BIND"] = f"127.0.0.1:{_free_port()}"
     proc = subprocess.run(
-        [str(BIN / "gunicorn"), "-c", "python:velocity_app.gunicorn_conf", "velocity_app.wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "-c", "python:velocity_app.gunicorn_conf", "velocity_app.wsgi:app"],
         env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode != 0
@@ -89,13 +88,13 @@ def test_gunicorn_refuses_to_start_without_a_secret_and_names_it(migrated, missi
 
 
 def test_cli_check_config_names_the_missing_variable():
-    proc = subprocess.run([str(BIN / "velocity-app"), "check-config"], env=_base_env({}), capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "velocity_app", "check-config"], env=_base_env({}), capture_output=True, text=True)
     assert proc.returncode == 2
     assert "SECRET_KEY" in proc.stderr and "DATABASE_URL" in proc.stderr
 
 
 def test_cli_migrate_brings_a_fresh_database_to_head(app_env, postgres):
-    proc = subprocess.run([str(BIN / "velocity-app"), "migrate"], env=_base_env(app_env), capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "velocity_app", "migrate"], env=_base_env(app_env), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     db = app_env["DATABASE_URL"].rsplit("/", 1)[1]
     assert postgres.psql("SELECT version_num FROM alembic_version", database=db) == "0001_visits"
