@@ -95,7 +95,7 @@ cmd_build() {
   log "  kube-apiserver kube-controller-manager kube-scheduler kubectl etcd -> $tmp"
   (
     cd "$HERE"
-    GOFLAGS=-trimpath CGO_ENABLED=0 nice -n 10 "$GO" build -p "$BUILD_P" -ldflags="$(ldflags k8s)" -o "$tmp/" \
+    GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS=-trimpath CGO_ENABLED=0 nice -n 10 "$GO" build -p "$BUILD_P" -ldflags="$(ldflags k8s)" -o "$tmp/" \
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler \
@@ -105,12 +105,13 @@ cmd_build() {
   log "  kwok -> $tmp"
   (
     cd "$HERE/kwok"
-    GOFLAGS=-trimpath CGO_ENABLED=0 nice -n 10 "$GO" build -p "$BUILD_P" -ldflags="$(ldflags kwok)" -o "$tmp/" \
+    GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS=-trimpath CGO_ENABLED=0 nice -n 10 "$GO" build -p "$BUILD_P" -ldflags="$(ldflags kwok)" -o "$tmp/" \
       sigs.k8s.io/kwok/cmd/kwok
   ) || { rm -rf "$tmp"; die "go build of kwok failed"; }
   printf 'k8s=%s\netcd=%s\nkwok=%s\ngo=%s\nbuilt=%s\nseconds=%s\ndigest=%s\n' \
     "$K8S_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$("$GO" env GOVERSION)" "$(date -u +%FT%TZ)" \
     "$(($(date +%s) - started))" "$(build_digest)" > "$tmp/.stamp"
+  chmod 755 "$tmp"
   rm -rf "$BIN_DIR"
   mv "$tmp" "$BIN_DIR"
   log "built $VERSION_KEY in $(($(date +%s) - started))s: $(du -sh "$BIN_DIR" | cut -f1) in $BIN_DIR"
@@ -162,7 +163,7 @@ wait_for() {
     check_components || return 1
     sleep 0.2
   done
-  log "$what ready (took $(elapsed "$t"))"
+  log "$what ok (took $(elapsed "$t"))"
 }
 
 # Fail fast, with the log tail, when a started component died.
@@ -172,7 +173,7 @@ check_components() {
     [[ -f "$STATE_DIR/$c.pid" ]] || continue
     if ! alive "$c"; then
       log "$c exited; last lines of $STATE_DIR/logs/$c.log:"
-      tail -n 25 "$STATE_DIR/logs/$c.log" >&2 || true
+      grep -v 'FLAG: --' "$STATE_DIR/logs/$c.log" | tail -n 25 >&2 || true
       return 1
     fi
   done
@@ -195,7 +196,8 @@ cert() {
   openssl_quiet genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/$name.key"
   openssl_quiet req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr"
   printf '%b\n' "$ext" >"$PKI/$name.ext"
-  openssl_quiet x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+  local ca="${CA_NAME:-ca}"
+  openssl_quiet x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
     -days 365 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt"
   rm -f "$PKI/$name.csr" "$PKI/$name.ext"
 }
@@ -216,6 +218,13 @@ gen_pki() {
   cert controller-manager "/CN=system:kube-controller-manager" "$client"
   cert scheduler "/CN=system:kube-scheduler" "$client"
   cert kwok "/O=system:masters/CN=kwok-controller" "$client"
+  # Front-proxy (request-header) CA: the aggregation layer's trust, which the
+  # delegated authentication of the controller-manager and scheduler reads.
+  openssl_quiet genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/front-proxy-ca.key"
+  openssl_quiet req -x509 -new -key "$PKI/front-proxy-ca.key" -subj "/CN=velocity-front-proxy-ca" -days 3650 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$PKI/front-proxy-ca.crt"
+  CA_NAME=front-proxy-ca cert front-proxy-client "/CN=front-proxy-client" "$client"
   # Service-account token signing key (RS256, what Vault and every client expect).
   openssl_quiet genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/sa.key"
   openssl_quiet pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
@@ -357,7 +366,7 @@ cmd_start() {
     port_busy "$p" && die "port 127.0.0.1:$p is already in use; set VELOCITY_K8S_*_PORT (see hack/k8s/README.md)"
   done
   mkdir -p "$STATE_DIR/logs" "$STATE_DIR/etcd"
-  chmod 700 "$STATE_DIR"
+  chmod 700 "$STATE_DIR" "$STATE_DIR/etcd"
   STARTING=1
   trap on_start_exit EXIT
 
@@ -380,6 +389,10 @@ cmd_start() {
     --endpoint-reconciler-type none \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --authorization-mode Node,RBAC \
     --service-account-issuer "$SA_ISSUER" --api-audiences "$SA_ISSUER" \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
@@ -415,7 +428,7 @@ cmd_start() {
   wait_for "kube-controller-manager" 60 curl -fsSk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz"
   wait_for "kube-scheduler" 60 curl -fsSk --max-time 2 "https://127.0.0.1:$SCHED_PORT/healthz"
   wait_for "kwok" 60 curl -fsS --max-time 2 "http://127.0.0.1:$KWOK_PORT/healthz"
-  wait_for "kwok nodes Ready" 60 "$(BIN kubectl)" --kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" \
+  wait_for "$NODES kwok node(s) Ready:" 60 "$(BIN kubectl)" --kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" \
     wait --for=condition=Ready node --selector type=kwok --timeout 2s
   wait_for "ServiceAccount default/default" 60 "$(BIN kubectl)" --kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" \
     get serviceaccount default --namespace default
