@@ -28,11 +28,21 @@ test: setup lint sanity pytest molecule ## every check: lint, sanity, unit + int
 	@echo "make test: all checks passed"
 
 .PHONY: lint
-lint: ## ruff, yamllint, ansible-lint (production profile), bandit
+lint: ## ruff, yamllint, ansible-lint (production profile), bandit, actionlint
 	$(IN_VENV) ruff check .
 	$(IN_VENV) yamllint -s .
 	$(IN_VENV) ansible-lint --profile production
 	$(IN_VENV) bandit -q -r app/src $(COLLECTION)/plugins -ll
+	scripts/actionlint
+
+.PHONY: bandit-sarif
+bandit-sarif: ## Bandit as SARIF 2.1.0 in out/bandit.sarif; fails on medium or high findings
+	mkdir -p out
+	$(IN_VENV) bandit -q -r app/src $(COLLECTION)/plugins -ll -f sarif -o out/bandit.sarif
+
+.PHONY: image
+image: ## the image stage alone: build, SBOM and smoke test; artifacts in out/artifacts
+	$(IN_VENV) ansible-playbook playbooks/build.yml -e velocity_artifacts_dir=$(CURDIR)/out/artifacts
 
 .PHONY: sanity
 sanity: ## ansible-test sanity on the collection (offline)

@@ -70,7 +70,10 @@ def test_gunicorn_serves_health_readiness_and_logs_json(migrated, tmp_path, cana
     assert "gunicorn.error" in loggers
     access = [e for e in events if e.get("event") == "access"]
     assert access and {"method", "path", "status", "duration_ms", "request_id"} <= set(access[0])
+    app_ids = {e["request_id"] for e in events if e.get("event") == "request"}
     assert any(e.get("event") == "request" and e.get("path") == "/readyz" for e in events)
+    # Gunicorn's access line carries the same request id as the app's request event.
+    assert {e["request_id"] for e in access} == app_ids
     for secret in canaries:
         assert secret not in out.read_text()
 

@@ -28,6 +28,8 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The app logs every request itself; Gunicorn's access log is opt-in.
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "").lower() in ("1", "true", "yes") else None
 errorlog = "-"
+# Gunicorn 23+ opens a control socket under $HOME, which a read-only container does not have.
+control_socket_disable = True
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
@@ -46,7 +48,8 @@ class JsonLogger(Logger):
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
             return
-        headers = dict(req.headers)
+        # The id the app used (taken from the request or generated) is on the response.
+        response_headers = {k.lower(): v for k, v in (getattr(resp, "headers", None) or [])}
         self.access_log.info(
             "access",
             extra={
@@ -55,7 +58,7 @@ class JsonLogger(Logger):
                 "status": getattr(resp, "status_code", None),
                 "duration_ms": round(request_time.total_seconds() * 1000, 3),
                 "remote_addr": environ.get("REMOTE_ADDR"),
-                "request_id": request_id_from(headers.get("X-REQUEST-ID")),
+                "request_id": response_headers.get("x-request-id") or request_id_from(None),
                 "response_bytes": getattr(resp, "sent", None),
             },
         )
