@@ -24,7 +24,7 @@ run: setup ## the main job: the whole pipeline on the embedded local default
 	$(IN_VENV) scripts/run-pipeline
 
 .PHONY: test
-test: setup lint sanity pytest molecule ## every check: lint, sanity, unit + integration tests, Molecule
+test: setup lint sanity units pytest molecule ## every check: lint, sanity, ansible-test units, unit + integration tests, Molecule
 	@echo "make test: all checks passed"
 
 .PHONY: lint
