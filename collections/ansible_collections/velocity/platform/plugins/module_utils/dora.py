@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DORA metrics from the deployment events the deploy and rollback roles record.
+
+One JSON object per line in the sink file::
+
+    {"type": "deploy" | "rollback", "result": "success" | "failure",
+     "started_at": ISO-8601, "finished_at": ISO-8601,
+     "commit": "<sha>", "commit_time": ISO-8601 (optional),
+     "revision": int, "rolled_back_to": int (optional),
+     "auto_rollback": bool (a failed deploy the module rolled back itself),
+     "app": "...", "environment": "..."}
+
+Definitions (the four keys of DORA's "Accelerate" metrics):
+
+* deployment frequency: successful deploys per day over the window (first event to
+  last event, at least one day);
+* lead time for change: median of finished_at - commit_time over successful deploys
+  that carry a commit_time;
+* change failure rate: failed deploys / all deploys (rollbacks are not deploys);
+* time to restore (MTTR): mean, over failed deploys, of the time from the failed
+  deploy's start (the bad change reaching the environment) to the restore: its own
+  finished_at when it rolled itself back, else the finish of the next successful
+  deploy or rollback. A failure never restored is counted in ``unrestored``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+from datetime import datetime, timezone
+
+REQUIRED_FIELDS = ("type", "result", "started_at", "finished_at")
+TYPES = ("deploy", "rollback")
+RESULTS = ("success", "failure")
+
+
+class DoraError(ValueError):
+    """An event that cannot be read; the message names the line and the field."""
+
+
+def parse_time(value, where):
+    if not isinstance(value, str) or not value:
+        raise DoraError("%s: expected an ISO-8601 time, got %r" % (where, value))
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise DoraError("%s: %r is not an ISO-8601 time" % (where, value))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def validate_event(event, where):
+    if not isinstance(event, dict):
+        raise DoraError("%s: expected a JSON object" % where)
+    for name in REQUIRED_FIELDS:
+        if name not in event:
+            raise DoraError("%s: missing field %r" % (where, name))
+    if event["type"] not in TYPES:
+        raise DoraError("%s: field 'type' must be one of %s, got %r" % (where, ", ".join(TYPES), event["type"]))
+    if event["result"] not in RESULTS:
+        raise DoraError("%s: field 'result' must be one of %s, got %r" % (where, ", ".join(RESULTS), event["result"]))
+    checked = dict(event)
+    checked["started_at"] = parse_time(event["started_at"], where + " field 'started_at'")
+    checked["finished_at"] = parse_time(event["finished_at"], where + " field 'finished_at'")
+    if event.get("commit_time") is not None:
+        checked["commit_time"] = parse_time(event["commit_time"], where + " field 'commit_time'")
+    if checked["finished_at"] < checked["started_at"]:
+        raise DoraError("%s: finished_at is before started_at" % where)
+    return checked
+
+
+def read_events(lines, source="events"):
+    """Parse JSON lines; blank lines are skipped, a bad line is an error naming it."""
+    events = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = "%s line %d" % (source, number)
+        try:
+            raw = json.loads(line)
+        except ValueError as exc:
+            raise DoraError("%s: not JSON (%s)" % (where, exc))
+        events.append(validate_event(raw, where))
+    events.sort(key=lambda e: e["started_at"])
+    return events
+
+
+def _median(values):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+def _restore_time(failure, later_events):
+    if failure.get("auto_rollback"):
+        return failure["finished_at"]
+    for event in later_events:
+        if event["result"] == "success" and event["finished_at"] >= failure["finished_at"]:
+            return event["finished_at"]
+    return None
+
+
+def compute(events):
+    """The four metrics from parsed events (see the module docstring)."""
+    deploys = [e for e in events if e["type"] == "deploy"]
+    successes = [e for e in deploys if e["result"] == "success"]
+    failures = [e for e in deploys if e["result"] == "failure"]
+
+    if events:
+        first = min(e["started_at"] for e in events)
+        last = max(e["finished_at"] for e in events)
+        window_days = max((last - first).total_seconds() / 86400.0, 1.0)
+    else:
+        first = last = None
+        window_days = 0.0
+
+    lead_times = [
+        (e["finished_at"] - e["commit_time"]).total_seconds()
+        for e in successes
+        if e.get("commit_time") is not None
+    ]
+    restore_seconds = []
+    unrestored = 0
+    for failure in failures:
+        later = [e for e in events if e["started_at"] >= failure["started_at"] and e is not failure]
+        restored = _restore_time(failure, later)
+        if restored is None:
+            unrestored += 1
+        else:
+            restore_seconds.append((restored - failure["started_at"]).total_seconds())
+
+    return {
+        "window_start": first.isoformat() if first else None,
+        "window_end": last.isoformat() if last else None,
+        "window_days": round(window_days, 3),
+        "deployments": len(deploys),
+        "successful_deployments": len(successes),
+        "failed_deployments": len(failures),
+        "rollbacks": len([e for e in events if e["type"] == "rollback"]),
+        "deployment_frequency_per_day": round(len(successes) / window_days, 3) if window_days else 0.0,
+        "lead_time_for_change_seconds": _median(lead_times),
+        "change_failure_rate": round(len(failures) / float(len(deploys)), 4) if deploys else 0.0,
+        "time_to_restore_seconds": round(sum(restore_seconds) / len(restore_seconds), 3) if restore_seconds else None,
+        "unrestored_failures": unrestored,
+    }
+
+
+def _duration(seconds):
+    if seconds is None:
+        return "n/a"
+    seconds = float(seconds)
+    if seconds < 120:
+        return "%.0f s" % seconds
+    if seconds < 7200:
+        return "%.1f min" % (seconds / 60.0)
+    if seconds < 172800:
+        return "%.1f h" % (seconds / 3600.0)
+    return "%.1f days" % (seconds / 86400.0)
+
+
+def render_table(report):
+    rows = [
+        ("Deployment frequency", "%.3f per day (%d successful in %.1f days)" % (
+            report["deployment_frequency_per_day"], report["successful_deployments"], report["window_days"])),
+        ("Lead time for change", _duration(report["lead_time_for_change_seconds"]) + " (median)"),
+        ("Change failure rate", "%.1f%% (%d of %d deployments)" % (
+            report["change_failure_rate"] * 100, report["failed_deployments"], report["deployments"])),
+        ("Time to restore (MTTR)", _duration(report["time_to_restore_seconds"]) + (
+            " (%d failure(s) not restored)" % report["unrestored_failures"] if report["unrestored_failures"] else "")),
+        ("Rollbacks", str(report["rollbacks"])),
+    ]
+    width = max(len(name) for name, dummy in rows)
+    return "\n".join("%s  %s" % (name.ljust(width), value) for name, value in rows)

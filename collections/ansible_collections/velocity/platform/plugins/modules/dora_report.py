@@ -1,0 +1,189 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: dora_report
+short_description: Compute DORA metrics from the pipeline's deployment events
+version_added: 0.1.0
+description:
+  - Reads the JSON-lines event sink that the C(velocity.platform.deploy) and
+    C(velocity.platform.rollback) roles append to (one event per deployment or rollback)
+    and computes the four DORA metrics, deployment frequency, lead time for change,
+    change failure rate and time to restore service (MTTR).
+  - Returns the metrics as a dictionary and as a readable table; optionally writes
+    the report as JSON, atomically, and reports C(changed) only when that file's
+    content changes.
+  - A malformed event fails the task with the line number and the field at fault;
+    nothing is written then.
+author: Velocity platform team (@velocity)
+options:
+  path:
+    description:
+      - The event sink, a file of JSON lines.
+      - Each event has C(type) (C(deploy) or C(rollback)), C(result) (C(success) or
+        C(failure)), C(started_at) and C(finished_at) (ISO-8601), and optionally
+        C(commit), C(commit_time), C(revision), C(rolled_back_to), C(auto_rollback).
+    type: path
+    required: true
+  output_path:
+    description:
+      - Where to write the report as JSON. Omit to only return it.
+    type: path
+  missing_ok:
+    description:
+      - Treat a missing O(path) as an empty series instead of failing.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the report is computed and returned; O(output_path) is not written.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Definitions follow DORA. Deployment frequency counts successful deploys per day
+    over the window from the first to the last event (at least one day). Lead time is
+    the median of C(finished_at - commit_time). Change failure rate is failed deploys
+    over all deploys (rollbacks are not deploys). Time to restore is the mean, over
+    failed deploys, from the failed deploy's start to its own end when it rolled
+    itself back, or else to the end of the next successful deploy or rollback.
+"""
+
+EXAMPLES = r"""
+- name: Compute DORA metrics from the local sink
+  velocity.platform.dora_report:
+    path: /var/lib/velocity/dora-events.jsonl
+    output_path: /var/lib/velocity/dora-report.json
+  register: dora
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ dora.table }}"
+"""
+
+RETURN = r"""
+report:
+  description: The metrics.
+  returned: always
+  type: dict
+  contains:
+    deployments:
+      description: Deploy events in the window.
+      type: int
+      returned: always
+    deployment_frequency_per_day:
+      description: Successful deploys per day.
+      type: float
+      returned: always
+    lead_time_for_change_seconds:
+      description: Median lead time, null without commit times.
+      type: float
+      returned: always
+    change_failure_rate:
+      description: Failed deploys over all deploys, 0 to 1.
+      type: float
+      returned: always
+    time_to_restore_seconds:
+      description: Mean time to restore, null without restored failures.
+      type: float
+      returned: always
+    unrestored_failures:
+      description: Failed deploys with no later success.
+      type: int
+      returned: always
+  sample:
+    deployments: 4
+    successful_deployments: 3
+    failed_deployments: 1
+    deployment_frequency_per_day: 1.5
+    lead_time_for_change_seconds: 3600.0
+    change_failure_rate: 0.25
+    time_to_restore_seconds: 300.0
+table:
+  description: The same metrics as a readable table.
+  returned: always
+  type: str
+events:
+  description: How many events were read.
+  returned: always
+  type: int
+"""
+
+import json
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.velocity.platform.plugins.module_utils.dora import (
+    DoraError,
+    compute,
+    read_events,
+    render_table,
+)
+
+
+def _write_atomically(path, text):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".dora-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except Exception:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            output_path=dict(type="path"),
+            missing_ok=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    path = module.params["path"]
+    if not os.path.exists(path):
+        if not module.params["missing_ok"]:
+            module.fail_json(msg="path: the event sink %s does not exist; run a deploy first or set missing_ok=true" % path)
+        lines = []
+    else:
+        with open(path) as handle:
+            lines = handle.readlines()
+    try:
+        events = read_events(lines, source=path)
+    except DoraError as exc:
+        module.fail_json(msg="path: %s" % to_native(exc))
+    report = compute(events)
+    result = dict(changed=False, report=report, table=render_table(report), events=len(events))
+
+    output = module.params["output_path"]
+    if output:
+        text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+        current = None
+        if os.path.exists(output):
+            with open(output) as handle:
+                current = handle.read()
+        if current != text:
+            result["changed"] = True
+            if not module.check_mode:
+                try:
+                    _write_atomically(output, text)
+                except OSError as exc:
+                    module.fail_json(msg="output_path: cannot write %s: %s" % (output, to_native(exc)), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
