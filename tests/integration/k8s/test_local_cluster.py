@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -252,10 +253,13 @@ def test_failed_update_stalls_then_rollback_recovers(apps, core, namespace):
     def stalled():
         dep = apps.read_namespaced_deployment(name, namespace)
         progressing = condition(dep, "Progressing")
-        return dep if dep.metadata.generation >= 2 and progressing and progressing.reason == "ProgressDeadlineExceeded" else None
+        seen_update = dep.metadata.generation >= 2 and (dep.status.observed_generation or 0) >= 2
+        return dep if seen_update and progressing and progressing.reason == "ProgressDeadlineExceeded" else None
 
     dep = wait_until("the bad rollout to exceed its deadline", stalled)
     assert dep.metadata.annotations[REVISION] == "2"
+    bad_rs = replica_sets(apps, namespace, name)["2"]
+    assert f'"{bad_rs.metadata.name}" has timed out progressing' in condition(dep, "Progressing").message
     assert dep.status.available_replicas == 2, "old pods stay available during the failed rollout"
     assert condition(dep, "Available").status == "True"
     assert replica_sets(apps, namespace, name)["2"].status.ready_replicas in (None, 0)

@@ -48,7 +48,7 @@ def parse_time(value, where):
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise DoraError("%s: %r is not an ISO-8601 time" % (where, value))
+        raise DoraError("%s: %r is not an ISO-8601 time" % (where, value)) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed
@@ -84,7 +84,7 @@ def read_events(lines, source="events"):
         try:
             raw = json.loads(line)
         except ValueError as exc:
-            raise DoraError("%s: not JSON (%s)" % (where, exc))
+            raise DoraError("%s: not JSON (%s)" % (where, exc)) from None
         events.append(validate_event(raw, where))
     events.sort(key=lambda e: e["started_at"])
     return events

@@ -123,6 +123,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
+
 from ansible_collections.velocity.platform.plugins.module_utils.dora import (
     DoraError,
     compute,
