@@ -76,7 +76,7 @@ launch() {
   umask 077
   : > "$LOG"
   chmod 0600 "$LOG"
-  nohup "$@" > >(sed -u -E 's/(Root Token|Unseal Key|token)(:|=) *[^ ]+/\1\2 <redacted>/I' >> "$LOG") 2>&1 < /dev/null &
+  nohup "$@" > >(sed -u -E 's/(Root Token|Unseal Key|token)(:|=) *[^ ]+/\1\2 <redacted>/I' >> "$LOG" 2>&1) 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
   umask 022
 }

@@ -1,0 +1,164 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Vault auth methods: one small class each, and a selector.
+
+Each class names the options it reads, checks them in ``validate()`` without
+any network call, and logs in with ``authenticate(client)``, which leaves the
+token on the client. A module builds one client, authenticates once, and
+every read of the task reuses that token (community.hashi_vault logs in per
+lookup; we do not).
+
+Adding a method: a class here and one entry in ``AUTH_METHODS``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (
+    VaultClient,
+    VaultConfigError,
+)
+
+DEFAULT_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def _read_file(path: str, what: str) -> str:
+    try:
+        with open(os.path.expanduser(path), "r") as handle:
+            value = handle.read().strip()
+    except OSError as exc:
+        raise VaultConfigError("cannot read %s from %s: %s" % (what, path, exc.strerror or exc)) from None
+    if not value:
+        raise VaultConfigError("%s file %s is empty" % (what, path))
+    return value
+
+
+class AuthMethod:
+    NAME = ""
+    OPTIONS: tuple = ()
+
+    def __init__(self, options: dict, environ: Optional[dict] = None):
+        self.options = options
+        self.environ = os.environ if environ is None else environ
+
+    def _mount(self, default: str) -> str:
+        return (self.options.get("mount_point") or default).strip("/")
+
+    def validate(self) -> None:
+        raise NotImplementedError
+
+    def authenticate(self, client: VaultClient) -> dict:
+        raise NotImplementedError
+
+
+class TokenAuth(AuthMethod):
+    """A token given directly, from VAULT_TOKEN, or from a token file (e.g. the dev root-token file)."""
+
+    NAME = "token"
+    OPTIONS = ("token", "token_file")
+
+    def validate(self) -> None:
+        token = self.options.get("token") or self.environ.get("VAULT_TOKEN") or self.environ.get("BAO_TOKEN")
+        if not token:
+            path = self.options.get("token_file") or self.environ.get("VAULT_TOKEN_FILE")
+            if path:
+                token = _read_file(path, "token_file")
+        if not token:
+            raise VaultConfigError(
+                "auth_method=token needs a token: set 'token', 'token_file' or the VAULT_TOKEN environment variable"
+            )
+        self._token = token
+
+    def authenticate(self, client: VaultClient) -> dict:
+        client.token = self._token
+        # No login round trip: the first real request tells whether the token is good,
+        # and a refused token is reported as expired/revoked by the client.
+        return {}
+
+
+class AppRoleAuth(AuthMethod):
+    NAME = "approle"
+    OPTIONS = ("role_id", "secret_id", "mount_point")
+
+    def validate(self) -> None:
+        if not self.options.get("role_id"):
+            raise VaultConfigError("auth_method=approle needs role_id (and secret_id unless the role binds none)")
+
+    def authenticate(self, client: VaultClient) -> dict:
+        body = {"role_id": self.options["role_id"]}
+        if self.options.get("secret_id"):
+            body["secret_id"] = self.options["secret_id"]
+        return client.login("auth/%s/login" % self._mount("approle"), body, "AppRole")
+
+
+class JwtAuth(AuthMethod):
+    """JWT/OIDC auth with a signed JWT (CI job token, workload identity...)."""
+
+    NAME = "jwt"
+    OPTIONS = ("role_id", "jwt", "jwt_file", "mount_point")
+
+    def validate(self) -> None:
+        if not self.options.get("role_id"):
+            raise VaultConfigError("auth_method=jwt needs role_id (the name of the JWT auth role)")
+        jwt = self.options.get("jwt")
+        if not jwt and self.options.get("jwt_file"):
+            jwt = _read_file(self.options["jwt_file"], "jwt_file")
+        if not jwt:
+            raise VaultConfigError("auth_method=jwt needs 'jwt' or 'jwt_file'")
+        self._jwt = jwt
+
+    def authenticate(self, client: VaultClient) -> dict:
+        body = {"role": self.options["role_id"], "jwt": self._jwt}
+        return client.login("auth/%s/login" % self._mount("jwt"), body, "JWT")
+
+
+class KubernetesAuth(AuthMethod):
+    """Kubernetes auth with a service-account token; Vault checks it with the TokenReview API."""
+
+    NAME = "kubernetes"
+    OPTIONS = ("role_id", "jwt", "kubernetes_token_path", "mount_point")
+
+    def validate(self) -> None:
+        if not self.options.get("role_id"):
+            raise VaultConfigError("auth_method=kubernetes needs role_id (the name of the Kubernetes auth role)")
+        jwt = self.options.get("jwt")
+        if not jwt:
+            jwt = _read_file(self.options.get("kubernetes_token_path") or DEFAULT_K8S_TOKEN_PATH,
+                             "kubernetes_token_path (service-account token)")
+        self._jwt = jwt
+
+    def authenticate(self, client: VaultClient) -> dict:
+        body = {"role": self.options["role_id"], "jwt": self._jwt}
+        return client.login("auth/%s/login" % self._mount("kubernetes"), body, "Kubernetes")
+
+
+AUTH_METHODS = {cls.NAME: cls for cls in (TokenAuth, AppRoleAuth, JwtAuth, KubernetesAuth)}
+
+
+def select_auth_method(options: dict, environ: Optional[dict] = None) -> AuthMethod:
+    name = options.get("auth_method") or "token"
+    try:
+        cls = AUTH_METHODS[name]
+    except KeyError:
+        raise VaultConfigError(
+            "auth_method '%s' is not supported; use one of %s" % (name, ", ".join(sorted(AUTH_METHODS)))
+        ) from None
+    method = cls(options, environ)
+    method.validate()
+    return method
+
+
+def connect(options: dict, environ: Optional[dict] = None) -> VaultClient:
+    """Validate the options, build the one client of the task and log in once."""
+    from ansible_collections.velocity.platform.plugins.module_utils.vault_client import VaultConnection
+
+    method = select_auth_method(options, environ)
+    client = VaultClient(VaultConnection.from_options(options, environ))
+    try:
+        method.authenticate(client)
+    except Exception:
+        client.close()
+        raise
+    return client

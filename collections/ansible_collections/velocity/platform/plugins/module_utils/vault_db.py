@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Dynamic database credentials: issue, reuse, renew, revoke.
+
+A lease state file (0600, written atomically) remembers the last lease so
+that a second run of the same play reuses it while it is still valid for at
+least ``min_ttl`` seconds, instead of creating a new database user each time.
+The file holds the username and password (it is as sensitive as the env file
+built from it) and lives next to it in a 0700 directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+from urllib.parse import quote
+
+from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (
+    VaultClient,
+    VaultConfigError,
+    VaultError,
+    VaultRequestError,
+)
+from ansible_collections.velocity.platform.plugins.module_utils.vault_output import atomic_write
+
+
+@dataclass
+class Lease:
+    lease_id: str
+    lease_duration: int
+    renewable: bool
+    issued_at: float
+    username: str = ""
+    password: str = field(default="", repr=False)
+    role: str = ""
+    mount: str = ""
+
+    @property
+    def expires_at(self) -> float:
+        return self.issued_at + self.lease_duration
+
+    def remaining(self, now: Optional[float] = None) -> int:
+        return int(self.expires_at - (time.time() if now is None else now))
+
+    def public(self) -> dict:
+        """Everything but the password."""
+        out = asdict(self)
+        out.pop("password")
+        out["expires_at"] = int(self.expires_at)
+        return out
+
+
+def load_state(path: Optional[str]) -> Optional[Lease]:
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+        return Lease(**data)
+    except (OSError, ValueError, TypeError):
+        return None  # unreadable state is treated as "no lease"; a new one replaces it
+
+
+def save_state(path: Optional[str], lease: Lease) -> None:
+    if path:
+        atomic_write(path, json.dumps(asdict(lease), sort_keys=True).encode(), mode=0o600)
+
+
+def remove_state(path: Optional[str]) -> bool:
+    if path and os.path.exists(path):
+        os.unlink(path)
+        return True
+    return False
+
+
+def issue(client: VaultClient, mount: str, role: str) -> Lease:
+    result = client.read("%s/creds/%s" % (mount.strip("/"), role))
+    data = result.get("data") or {}
+    if not data.get("username") or not data.get("password"):
+        raise VaultConfigError("'%s/creds/%s' returned no username/password; is it a database role?" % (mount, role))
+    return Lease(
+        lease_id=result.get("lease_id", ""),
+        lease_duration=int(result.get("lease_duration") or 0),
+        renewable=bool(result.get("renewable")),
+        issued_at=time.time(),
+        username=data["username"],
+        password=data["password"],
+        role=role,
+        mount=mount.strip("/"),
+    )
+
+
+def lookup(client: VaultClient, lease_id: str) -> Optional[dict]:
+    """Lease metadata (ttl, expire_time...) or None when Vault no longer knows it (expired/revoked)."""
+    try:
+        result = client.put("sys/leases/lookup", {"lease_id": lease_id})
+    except VaultRequestError as exc:
+        if exc.status == 400:
+            return None
+        raise
+    return (result or {}).get("data")
+
+
+def renew(client: VaultClient, lease: Lease, increment: Optional[int] = None) -> Lease:
+    body = {"lease_id": lease.lease_id}
+    if increment:
+        body["increment"] = increment
+    result = client.put("sys/leases/renew", body) or {}
+    lease.lease_duration = int(result.get("lease_duration") or 0)
+    lease.renewable = bool(result.get("renewable"))
+    lease.issued_at = time.time()
+    return lease
+
+
+def revoke(client: VaultClient, lease_id: str) -> bool:
+    """Revoke one lease; False when Vault did not know it (already gone)."""
+    if lookup(client, lease_id) is None:
+        return False
+    client.put("sys/leases/revoke", {"lease_id": lease_id})
+    return True
+
+
+def revoke_prefix(client: VaultClient, prefix: str, check_mode: bool = False) -> int:
+    """Revoke every lease under ``prefix`` (needs sudo on sys/leases/revoke-prefix). Returns how many there were."""
+    prefix = prefix.strip("/")
+    count = len(client.list("sys/leases/lookup/%s/" % prefix))
+    if count and not check_mode:
+        client.put("sys/leases/revoke-prefix/%s" % prefix)
+    return count
+
+
+def ensure(client: VaultClient, mount: str, role: str, state_file: Optional[str], min_ttl: int = 300,
+           reuse: bool = True, check_mode: bool = False) -> "tuple[Lease | None, bool, str]":
+    """Return (lease, changed, how) where how is 'reused', 'renewed' or 'issued'.
+
+    Reuse requires the state file, the same mount/role, and a lease that Vault
+    still knows with at least ``min_ttl`` seconds left; a renewable lease that
+    is too short is renewed first. Otherwise a new lease is issued and the old
+    one (if any) is revoked so it does not linger until its TTL.
+    """
+    previous = load_state(state_file)
+    if previous and reuse and previous.mount == mount.strip("/") and previous.role == role:
+        info = lookup(client, previous.lease_id)
+        if info is not None:
+            ttl = int(info.get("ttl") or 0)
+            if ttl >= min_ttl:
+                previous.lease_duration = ttl
+                previous.issued_at = time.time()
+                return previous, False, "reused"
+            if previous.renewable and not check_mode:
+                try:
+                    renewed = renew(client, previous)
+                    if renewed.lease_duration >= min_ttl:
+                        save_state(state_file, renewed)
+                        return renewed, True, "renewed"
+                except VaultError:
+                    pass
+    if check_mode:
+        return None, True, "issued"
+    lease = issue(client, mount, role)
+    save_state(state_file, lease)
+    if previous and previous.lease_id != lease.lease_id:
+        try:
+            revoke(client, previous.lease_id)
+        except VaultError:
+            pass  # best effort: it expires at its TTL anyway
+    return lease, True, "issued"
+
+
+def render_url(template: str, lease: Lease) -> str:
+    """Fill ``{username}``/``{password}`` (URL-encoded) into a template such as a DATABASE_URL."""
+    if "{username}" not in template or "{password}" not in template:
+        raise VaultConfigError("url_template must contain {username} and {password}")
+    return template.replace("{username}", quote(lease.username, safe="")).replace(
+        "{password}", quote(lease.password, safe=""))

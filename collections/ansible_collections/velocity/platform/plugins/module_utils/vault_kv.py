@@ -1,0 +1,166 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""KV reads for environment variables: ``{ENV_NAME: 'path#key@version'}``.
+
+Each distinct (path, version) is read once, whatever the number of keys taken
+from it, and the reads run in parallel on the client's one session.
+"""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (
+    VaultClient,
+    VaultConfigError,
+    VaultKeyMissing,
+    VaultKVVersionMismatch,
+    VaultNotFound,
+    VaultPermissionDenied,
+)
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+REF = re.compile(r"^(?P<path>[^#@]+)#(?P<key>[^#@]+)(?:@(?P<version>[0-9]+))?$")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    env: str
+    path: str
+    key: str
+    version: Optional[int] = None
+
+    @classmethod
+    def parse(cls, env: str, ref: str) -> "SecretRef":
+        if not ENV_NAME.match(env or ""):
+            raise VaultConfigError(
+                "secrets: '%s' is not a valid environment variable name (letters, digits, underscore; no leading digit)" % env
+            )
+        match = REF.match(str(ref).strip()) if isinstance(ref, str) else None
+        if not match:
+            raise VaultConfigError(
+                "secrets.%s: reference '%s' is not of the form 'path#key' or 'path#key@version' "
+                "(path relative to the KV mount, e.g. velocity/app#secret_key)" % (env, ref)
+            )
+        version = match.group("version")
+        return cls(env=env, path=match.group("path").strip("/"), key=match.group("key"),
+                   version=int(version) if version else None)
+
+    def __str__(self) -> str:
+        return "%s#%s%s" % (self.path, self.key, "@%d" % self.version if self.version else "")
+
+
+def parse_refs(mapping: dict) -> list:
+    if not mapping:
+        raise VaultConfigError("secrets: give at least one ENV_NAME: 'path#key' entry")
+    return [SecretRef.parse(env, ref) for env, ref in sorted(mapping.items())]
+
+
+def mount_kv_version(client: VaultClient, mount: str) -> Optional[int]:
+    """KV version of ``mount`` (1 or 2), None when it is not a KV mount; raises VaultNotFound when absent.
+
+    ``sys/internal/ui/mounts/<mount>`` answers for any token that has some
+    capability under the mount, so the least-privilege app policy is enough.
+    """
+    result = client.read("sys/internal/ui/mounts/%s" % mount, allow_404=True)
+    if result is None:
+        raise VaultNotFound("no secrets engine mounted at '%s/' (or the token has no access under it)" % mount)
+    data = result.get("data") or {}
+    if data.get("type") not in ("kv", "generic"):
+        return None
+    version = str((data.get("options") or {}).get("version") or "1")
+    return int(version)
+
+
+def check_kv_version(client: VaultClient, mount: str, expected: int) -> None:
+    try:
+        actual = mount_kv_version(client, mount)
+    except VaultPermissionDenied:
+        return  # cannot tell; the read itself will report what is wrong
+    if actual is None:
+        raise VaultKVVersionMismatch("mount '%s/' is not a KV secrets engine; set kv_mount to your KV mount" % mount)
+    if actual != expected:
+        raise VaultKVVersionMismatch(
+            "mount '%s/' is KV version %d but kv_version=%d was asked; set kv_version: %d (or migrate the mount with "
+            "'vault kv enable-versioning %s/')" % (mount, actual, expected, actual, mount)
+        )
+
+
+@dataclass
+class KVSecret:
+    path: str
+    data: dict
+    version: Optional[int]
+    created_time: Optional[str] = None
+
+
+def read_kv(client: VaultClient, mount: str, path: str, version: Optional[int], kv_version: int) -> KVSecret:
+    if kv_version == 1:
+        if version:
+            raise VaultConfigError("'%s@%d': version pinning needs a KV version 2 mount" % (path, version))
+        result = client.read("%s/%s" % (mount, path), allow_404=True)
+        if result is None:
+            raise VaultNotFound("no secret at '%s/%s' (KV v1). Create it or fix the path" % (mount, path))
+        return KVSecret(path=path, data=result.get("data") or {}, version=None)
+    api_path = "%s/data/%s" % (mount, path)
+    if version:
+        api_path += "?version=%d" % version
+    result = client.read(api_path, allow_404=True)
+    if result is None:
+        where = "%s/%s%s" % (mount, path, " version %d" % version if version else "")
+        raise VaultNotFound(
+            "no secret at '%s' (KV v2: missing, deleted or destroyed). Create it with "
+            "'vault kv put %s/%s key=...' or fix the path/version" % (where, mount, path)
+        )
+    body = result.get("data") or {}
+    metadata = body.get("metadata") or {}
+    data = body.get("data")
+    if data is None:
+        raise VaultNotFound("secret '%s/%s' version %s is deleted or destroyed" % (mount, path, metadata.get("version")))
+    return KVSecret(path=path, data=data, version=metadata.get("version"), created_time=metadata.get("created_time"))
+
+
+def read_secrets(client: VaultClient, refs: list, mount: str = "secret", kv_version: int = 2,
+                 max_workers: int = 8) -> Tuple[Dict[str, str], Dict[str, dict]]:
+    """Return ``({ENV: value}, {ref-path: {"version": n}})``; raise on any missing path or key."""
+    mount = mount.strip("/")
+    check_kv_version(client, mount, kv_version)
+    wanted = sorted({(ref.path, ref.version) for ref in refs}, key=lambda item: (item[0], item[1] or 0))
+    workers = max(1, min(max_workers, len(wanted)))
+    if workers == 1:
+        secrets = [read_kv(client, mount, path, version, kv_version) for path, version in wanted]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(read_kv, client, mount, path, version, kv_version) for path, version in wanted]
+            secrets = [future.result() for future in futures]
+    by_key = dict(zip(wanted, secrets))
+    values: Dict[str, str] = {}
+    for ref in refs:
+        secret = by_key[(ref.path, ref.version)]
+        if ref.key not in secret.data:
+            raise VaultKeyMissing(
+                "secrets.%s: key '%s' not found in '%s/%s'%s; keys there: %s" % (
+                    ref.env, ref.key, mount, ref.path, " version %d" % ref.version if ref.version else "",
+                    ", ".join(sorted(secret.data)) or "(none)")
+            )
+        value = secret.data[ref.key]
+        if not isinstance(value, str):
+            value = str(value) if isinstance(value, (int, float, bool)) else None
+            if value is None:
+                raise VaultConfigError(
+                    "secrets.%s: '%s#%s' is not a scalar and cannot be an environment variable" % (ref.env, ref.path, ref.key)
+                )
+        values[ref.env] = value
+    versions = {"%s%s" % (path, "@%d" % version if version else ""): {"version": secret.version}
+                for (path, version), secret in by_key.items()}
+    return values, versions
+
+
+def write_kv(client: VaultClient, mount: str, path: str, data: dict, cas: Optional[int] = None) -> dict:
+    body = {"data": data}
+    if cas is not None:
+        body["options"] = {"cas": cas}
+    return client.write("%s/data/%s" % (mount.strip("/"), path.strip("/")), body) or {}

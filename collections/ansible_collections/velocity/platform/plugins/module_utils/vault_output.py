@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Where secret values go: an env file and a Kubernetes Secret manifest.
+
+Both are written by the module itself, atomically (temp file in the same
+directory, fsync, rename) with mode 0600, so that the values never travel
+back through Ansible's result, callbacks or logs. The module returns names,
+paths and a checksum only.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shlex
+import tempfile
+from typing import Dict, Optional
+
+from ansible_collections.velocity.platform.plugins.module_utils.vault_client import VaultConfigError
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def checksum(values: Dict[str, str]) -> str:
+    """sha256 over the sorted NAME=value pairs: changes exactly when a value changes.
+
+    It is fit for a pod-template annotation (roll pods when the Secret
+    changes). It is a digest of the whole set, which includes a high-entropy
+    SECRET_KEY, so it does not help guess a single value.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(values):
+        digest.update(name.encode() + b"\0" + values[name].encode() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def render_env(values: Dict[str, str], fmt: str = "docker") -> bytes:
+    """``docker``: NAME=value, literal (docker --env-file, systemd EnvironmentFile for simple values).
+    ``shell``: NAME='value' quoted for ``set -a; . file``."""
+    lines = ["# Written by velocity.platform.vault_secrets. Do not edit: values come from Vault."]
+    for name in sorted(values):
+        value = values[name]
+        if fmt == "docker":
+            if "\n" in value or "\r" in value:
+                raise VaultConfigError(
+                    "%s: the value has a line break, which the docker env-file format cannot carry; "
+                    "use env_file_format: shell" % name)
+            lines.append("%s=%s" % (name, value))
+        elif fmt == "shell":
+            lines.append("%s=%s" % (name, shlex.quote(value)))
+        else:
+            raise VaultConfigError("env_file_format must be docker or shell, not %s" % fmt)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def secret_manifest(values: Dict[str, str], name: str, namespace: Optional[str] = None,
+                    labels: Optional[dict] = None, annotations: Optional[dict] = None) -> dict:
+    if not DNS_LABEL.match(name or "") or len(name) > 253:
+        raise VaultConfigError("k8s_secret_name '%s' is not a valid Kubernetes object name" % name)
+    meta = {"name": name, "labels": dict(labels or {}),
+            "annotations": dict(annotations or {}, **{"velocity.io/secret-checksum": checksum(values)})}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"].setdefault("app.kubernetes.io/managed-by", "velocity.platform")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "data": {k: base64.b64encode(values[k].encode()).decode() for k in sorted(values)},
+    }
+
+
+def render_manifest(manifest: dict) -> bytes:
+    # JSON is valid YAML: kubectl apply -f and kubernetes.core.k8s read it either way.
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def file_state(path: str) -> "tuple[Optional[str], Optional[int]]":
+    """(sha256 of content, mode) of an existing file, or (None, None)."""
+    try:
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        return digest, os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return None, None
+
+
+def needs_write(path: str, content: bytes, mode: int = 0o600) -> bool:
+    digest, current_mode = file_state(path)
+    return digest != hashlib.sha256(content).hexdigest() or current_mode != mode
+
+
+def atomic_write(path: str, content: bytes, mode: int = 0o600) -> None:
+    """Write ``content`` to ``path`` all-or-nothing: readers see the old file or the new one, never a part."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def names_diff(old_path: str, new_values: Dict[str, str]) -> dict:
+    """A diff that shows names, never values: 'NAME=<unchanged|changed|added>' lines."""
+    old: Dict[str, str] = {}
+    try:
+        with open(old_path) as handle:
+            for line in handle:
+                if "=" in line and not line.startswith("#"):
+                    name, _, value = line.rstrip("\n").partition("=")
+                    old[name] = value
+    except OSError:
+        pass
+    new_rendered = {k: v for k, v in new_values.items()}
+    before = "".join("%s=<hidden>\n" % name for name in sorted(old))
+    after_lines = []
+    for name in sorted(new_rendered):
+        if name not in old:
+            after_lines.append("%s=<hidden, added>\n" % name)
+        elif old[name] not in (new_rendered[name], shlex.quote(new_rendered[name])):
+            after_lines.append("%s=<hidden, changed>\n" % name)
+        else:
+            after_lines.append("%s=<hidden>\n" % name)
+    return {"before": before, "after": "".join(after_lines), "before_header": old_path, "after_header": old_path}

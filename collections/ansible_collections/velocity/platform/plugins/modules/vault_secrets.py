@@ -1,0 +1,317 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: vault_secrets
+short_description: Read Vault KV secrets (and dynamic database credentials) into an env file and a Kubernetes Secret
+version_added: 0.1.0
+description:
+  - >-
+    Reads many KV secrets in one task and turns them into environment variables, given a mapping
+    C({ENV_NAME: 'path#key'}) or C({ENV_NAME: 'path#key@version'}) (path relative to O(kv_mount)).
+  - Logs in B(once) per task, keeps B(one) HTTP session, reads each distinct path once and reads the
+    paths in parallel (O(max_workers)); transient failures are retried with backoff.
+  - Optionally issues (or reuses, while still valid) dynamic database credentials and assembles them into
+    one variable, for example C(DATABASE_URL), see O(database).
+  - B(Values stay out of Ansible's output.) The module writes them itself to O(env_file) (mode 0600,
+    atomically, through a temp file, fsync and rename) and to O(k8s_secret_file) (a Kubernetes Secret manifest,
+    mode 0600), and returns only the variable names, the paths and a checksum. Every value read is also
+    registered as a no_log value, so it is masked if it ever appears in a message.
+  - >-
+    Set O(return_values=true) to get the values back (RV(env) and RV(k8s_secret) in the result), for
+    example to hand them to the next role as facts. Put C(no_log: true) on such a task.
+  - Reports C(changed) only when a file's content or mode changes, or when new database credentials were issued.
+author:
+  - Velocity platform team
+extends_documentation_fragment:
+  - velocity.platform.vault
+  - velocity.platform.vault.attributes
+options:
+  secrets:
+    description:
+      - Mapping of environment variable name to a KV reference C(path#key), optionally C(@version) to pin a KV v2 version.
+      - A missing path or key fails the task, naming the variable, the path and the keys that exist (names only).
+    type: dict
+    default: {}
+  kv_mount:
+    description: Mount path of the KV secrets engine.
+    type: str
+    default: secret
+  kv_version:
+    description:
+      - KV engine version the mount is expected to be. A mismatch fails with a message saying which version the mount is.
+    type: int
+    choices: [1, 2]
+    default: 2
+  max_workers:
+    description: Distinct paths read in parallel, over the same session and token.
+    type: int
+    default: 8
+  database:
+    description:
+      - Dynamic database credentials to add as one variable.
+    type: dict
+    suboptions:
+      role:
+        description: Database secrets engine role, for example V(velocity-app).
+        type: str
+        required: true
+      mount:
+        description: Mount of the database secrets engine.
+        type: str
+        default: database
+      env:
+        description: Variable that receives the rendered O(database.url_template).
+        type: str
+        default: DATABASE_URL
+      url_template:
+        description:
+          - Template with C({username}) and C({password}) (URL-encoded when filled), for example
+            V(postgresql://{username}:{password}@db.example.com:5432/velocity).
+        type: str
+        required: true
+      lease_state_file:
+        description:
+          - File (0600) that remembers the lease so that a later run reuses it. Without it, every run issues new credentials.
+        type: path
+      min_ttl:
+        description:
+          - Reuse the remembered lease only if it has at least this many seconds left (a renewable lease is
+            renewed first); otherwise issue a new one and revoke the old one.
+        type: int
+        default: 600
+      reuse:
+        description: Reuse a still-valid remembered lease.
+        type: bool
+        default: true
+  env_file:
+    description:
+      - File to write the variables to (mode 0600, atomic). Nothing is written when unset.
+    type: path
+  env_file_format:
+    description:
+      - V(docker) writes C(NAME=value) lines read literally (C(docker run --env-file), the smoke test, systemd).
+      - V(shell) quotes values for C(set -a; . file).
+    type: str
+    choices: [docker, shell]
+    default: docker
+  k8s_secret_name:
+    description: Name of the Kubernetes Secret; with O(k8s_secret_file) the manifest is written there.
+    type: str
+  k8s_namespace:
+    description: Namespace of the Kubernetes Secret.
+    type: str
+  k8s_labels:
+    description: Extra labels of the Kubernetes Secret.
+    type: dict
+    default: {}
+  k8s_secret_file:
+    description: File (mode 0600, atomic) that receives the Secret manifest (JSON, which is also YAML).
+    type: path
+  return_values:
+    description:
+      - Return the values (O(env)) and the Secret manifest (O(k8s_secret)) in the result. Use with C(no_log) on the task.
+    type: bool
+    default: false
+seealso:
+  - module: velocity.platform.vault_db_credentials
+  - name: Secrets management plan
+    description: Vault paths, policies, auth roles and the renewal/rotation runbook.
+    link: https://example.invalid/velocity/platform/blob/main/artifacts/security/secrets-management-plan.md
+"""
+
+EXAMPLES = r"""
+- name: Write the app's env file and Secret manifest from Vault (AppRole)
+  velocity.platform.vault_secrets:
+    url: https://vault.example.com:8200
+    auth_method: approle
+    role_id: "{{ vault_role_id }}"
+    secret_id: "{{ vault_secret_id }}"
+    secrets:
+      SECRET_KEY: velocity/app#secret_key
+      SENTRY_DSN: velocity/app#sentry_dsn@3
+    database:
+      role: velocity-app
+      url_template: postgresql://{username}:{password}@db.example.com:5432/velocity
+      lease_state_file: /var/lib/velocity/secrets/db-lease.json
+    env_file: /var/lib/velocity/secrets/app.env
+    k8s_secret_name: velocity-app-env
+    k8s_namespace: velocity
+    k8s_secret_file: /var/lib/velocity/secrets/app-secret.json
+  register: app_secrets
+
+- name: Values for the next role (hidden)
+  velocity.platform.vault_secrets:
+    secrets:
+      SECRET_KEY: velocity/app#secret_key
+    return_values: true
+  no_log: true
+  register: app_env
+"""
+
+RETURN = r"""
+env_names:
+  description: Variable names delivered, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [DATABASE_URL, SECRET_KEY]
+checksum:
+  description: sha256 over all names and values; changes exactly when a value changes (for a pod annotation).
+  returned: always
+  type: str
+  sample: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+env_file:
+  description: Path of the env file, when O(env_file) is set.
+  returned: when env_file is set
+  type: str
+k8s_secret_file:
+  description: Path of the Secret manifest, when O(k8s_secret_file) is set.
+  returned: when k8s_secret_file is set
+  type: str
+versions:
+  description: KV v2 version read for each path (C(path) or C(path@version)).
+  returned: always
+  type: dict
+  sample: {"velocity/app": {"version": 2}}
+database:
+  description: The database lease without the password (lease_id, lease_duration, renewable, username, expires_at), and how it was obtained.
+  returned: when database is set
+  type: dict
+  sample: {"how": "reused", "lease_id": "database/creds/velocity-app/AbC", "lease_duration": 3300, "username": "v-approle-velocity-x"}
+stats:
+  description: Logins and HTTP requests made by the task, and its duration.
+  returned: always
+  type: dict
+  sample: {"logins": 1, "requests": 4, "elapsed_ms": 38}
+env:
+  description: The values. Only with O(return_values=true).
+  returned: when return_values is true
+  type: dict
+k8s_secret:
+  description: The Secret manifest (base64 data). Only with O(return_values=true) and O(k8s_secret_name).
+  returned: when return_values is true and k8s_secret_name is set
+  type: dict
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.velocity.platform.plugins.module_utils import vault_client, vault_db, vault_kv, vault_output
+from ansible_collections.velocity.platform.plugins.module_utils.vault_auth import connect
+from ansible_collections.velocity.platform.plugins.module_utils.vault_module import fail, vault_argument_spec
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=vault_argument_spec(
+            secrets=dict(type="dict", default={}),
+            kv_mount=dict(type="str", default="secret"),
+            kv_version=dict(type="int", default=2, choices=[1, 2]),
+            max_workers=dict(type="int", default=8),
+            database=dict(type="dict", options=dict(
+                role=dict(type="str", required=True),
+                mount=dict(type="str", default="database"),
+                env=dict(type="str", default="DATABASE_URL"),
+                url_template=dict(type="str", required=True),
+                lease_state_file=dict(type="path"),
+                min_ttl=dict(type="int", default=600),
+                reuse=dict(type="bool", default=True),
+            )),
+            env_file=dict(type="path"),
+            env_file_format=dict(type="str", default="docker", choices=["docker", "shell"]),
+            k8s_secret_name=dict(type="str"),
+            k8s_namespace=dict(type="str"),
+            k8s_labels=dict(type="dict", default={}),
+            k8s_secret_file=dict(type="path"),
+            return_values=dict(type="bool", default=False),
+        ),
+        required_by={"k8s_secret_file": "k8s_secret_name"},
+        supports_check_mode=True,
+    )
+    if not vault_client.HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=str(vault_client.REQUESTS_IMPORT_ERROR))
+    params = module.params
+    if not params["secrets"] and not params["database"]:
+        module.fail_json(msg="give 'secrets' (ENV_NAME: path#key) and/or 'database'")
+    started = time.monotonic()
+    result = dict(changed=False)
+    client = None
+    try:
+        refs = vault_kv.parse_refs(params["secrets"]) if params["secrets"] else []
+        client = connect(params)
+        values, versions = {}, {}
+        if refs:
+            values, versions = vault_kv.read_secrets(client, refs, params["kv_mount"], params["kv_version"],
+                                                     params["max_workers"])
+        result["versions"] = versions
+        pending_db = False
+        if params["database"]:
+            db = params["database"]
+            if db["env"] in values:
+                module.fail_json(msg="database.env %s is also a key of secrets; use one or the other" % db["env"])
+            lease, issued, how = vault_db.ensure(client, db["mount"], db["role"], db["lease_state_file"],
+                                                 db["min_ttl"], db["reuse"], module.check_mode)
+            result["changed"] = result["changed"] or issued
+            if lease is None:
+                pending_db = True
+                result["database"] = {"how": "would issue"}
+            else:
+                module.no_log_values.add(lease.password)
+                values[db["env"]] = vault_db.render_url(db["url_template"], lease)
+                result["database"] = dict(lease.public(), how=how)
+        if not params["return_values"]:
+            for value in values.values():
+                if value:
+                    module.no_log_values.add(value)
+        result["env_names"] = sorted(values)
+        result["checksum"] = vault_output.checksum(values)
+        diffs = []
+        if params["env_file"]:
+            result["env_file"] = params["env_file"]
+            if pending_db:
+                result["changed"] = True
+            else:
+                content = vault_output.render_env(values, params["env_file_format"])
+                if vault_output.needs_write(params["env_file"], content):
+                    diffs.append(vault_output.names_diff(params["env_file"], values))
+                    result["changed"] = True
+                    if not module.check_mode:
+                        vault_output.atomic_write(params["env_file"], content, 0o600)
+        manifest = None
+        if params["k8s_secret_name"]:
+            manifest = vault_output.secret_manifest(values, params["k8s_secret_name"], params["k8s_namespace"],
+                                                    params["k8s_labels"])
+            if params["k8s_secret_file"]:
+                result["k8s_secret_file"] = params["k8s_secret_file"]
+                content = vault_output.render_manifest(manifest)
+                if pending_db or vault_output.needs_write(params["k8s_secret_file"], content):
+                    result["changed"] = True
+                    if not module.check_mode and not pending_db:
+                        vault_output.atomic_write(params["k8s_secret_file"], content, 0o600)
+        if params["return_values"]:
+            result["env"] = values
+            if manifest is not None:
+                result["k8s_secret"] = manifest
+        if module._diff and diffs:
+            result["diff"] = diffs[0]
+        result["stats"] = dict(logins=client.login_count, requests=client.request_count,
+                               elapsed_ms=int((time.monotonic() - started) * 1000))
+    except vault_client.VaultError as exc:
+        fail(module, exc, **result)
+    except OSError as exc:
+        module.fail_json(msg="cannot write %s: %s (check the directory exists and is writable)"
+                             % (exc.filename or "the output file", exc.strerror), **result)
+    finally:
+        if client is not None:
+            client.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
