@@ -294,7 +294,6 @@ class Bootstrap:
             "bound_service_account_namespaces": [self.args.k8s_namespace],
             "token_policies": [ROLE],
             "token_ttl": 1200,
-            "audience": setup.get("audience") or "",
         }, compare={"bound_service_account_names": [self.args.k8s_service_account],
                     "bound_service_account_namespaces": [self.args.k8s_namespace],
                     "token_policies": [ROLE]}, what="kubernetes role %s" % ROLE)
