@@ -64,6 +64,10 @@ molecule: ## every Molecule scenario under molecule/ (SCENARIOS="a b" to choose)
 	  echo "== molecule scenario $$s passed in $$((SECONDS - start))s"; \
 	done
 
+.PHONY: bench
+bench: setup ## benchmarks side by side with the anchors; results in benchmarks/RESULTS.md
+	$(IN_VENV) python benchmarks/run_all.py
+
 .PHONY: collection
 collection: ## build the collection tarball into dist/ and install it offline
 	mkdir -p dist
