@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment:
+    # Connection to the Kubernetes API, shared by manifest_apply and rollout_undo.
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig file. When unset, E(KUBECONFIG) or C(~/.kube/config), then the in-cluster
+        service account (when the task runs in a pod, for example under AWX).
+      - For the local control plane, the path that C(hack/k8s/cluster.sh start) prints.
+    type: path
+  context:
+    description: Kubeconfig context to use instead of the current one.
+    type: str
+  host:
+    description: API server URL, instead of a kubeconfig (with O(api_key)).
+    type: str
+  api_key:
+    description: Bearer token for O(host) (or to override the kubeconfig user's credentials).
+    type: str
+  validate_certs:
+    description: Verify the API server's TLS certificate. Defaults to what the kubeconfig says.
+    type: bool
+    aliases: [verify_ssl]
+  ca_cert:
+    description: CA bundle to verify the API server with.
+    type: path
+    aliases: [ssl_ca_cert]
+  field_manager:
+    description:
+      - Field manager name for server-side apply. Keep one name per owner of the objects; the rollback
+        applies under the same name so the next deploy meets no conflict.
+    type: str
+    default: velocity
+requirements:
+  - kubernetes (the official Kubernetes Python client) on the controller
+  - A Kubernetes API server with server-side apply (1.22 or later)
+notes:
+  - One API client and one lazily discovering dynamic client serve the whole task (discovery is cached).
+  - The module talks to the API from where it runs (the controller for C(localhost)).
+"""
+
+    ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+"""

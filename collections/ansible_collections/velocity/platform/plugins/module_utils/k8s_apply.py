@@ -1,0 +1,359 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Deploy a manifest set the way Argo CD syncs it, from Ansible:
+
+1. every object is validated by a server-side dry run (apply, or create for hooks)
+   before anything changes, so an invalid set changes nothing;
+2. PreSync hooks run to completion (only when something changes, unless told otherwise);
+3. ordinary objects are server-side applied wave by wave, each wave healthy before the next;
+4. PostSync hooks run after the rollout;
+5. a Deployment whose rollout fails (progress deadline, timeout, failed PostSync hook)
+   is rolled back to the revision that was live before, and both revisions are reported.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import time
+
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import K8sApiError
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects import (
+    delete_policies,
+    for_diff,
+    inject_annotations,
+    key,
+    normalise,
+    plan,
+    ref,
+    sync_wave,
+    waves,
+)
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_rollout import (
+    RolloutError,
+    owned_replicasets,
+    revision_of,
+    same_template,
+    undo,
+)
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_waiter import (
+    PREDICATES,
+    WaitFailed,
+    WaitTimeout,
+    Waiter,
+)
+
+
+class DeployFailed(Exception):
+    """The deploy failed; `result` holds what happened so far (returned with the failure)."""
+
+    def __init__(self, message, result):
+        super(DeployFailed, self).__init__(message)
+        self.message = message
+        self.result = result
+
+
+def prepare(client, objs, namespace, annotations=None, pod_annotations=None, labels=None):
+    """Inject annotations/labels and settle each object's namespace (discovery says if it is namespaced)."""
+    out = []
+    for obj in objs:
+        obj = inject_annotations(obj, annotations, pod_annotations, labels)
+        meta = obj["metadata"]
+        if client.namespaced(obj):
+            meta["namespace"] = meta.get("namespace") or namespace
+        else:
+            meta.pop("namespace", None)
+        out.append(obj)
+    return out
+
+
+def pod_problems(client, namespace, selector, limit=5):
+    """Short reasons why the pods behind `selector` are not ready (for failure messages)."""
+    if not selector:
+        return []
+    label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
+    try:
+        pods = client.list("v1", "Pod", namespace=namespace, label_selector=label_selector)
+    except K8sApiError:
+        return []
+    problems = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        reasons = []
+        for cs in status.get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting")
+            if waiting:
+                reasons.append("%s %s (restarts %s)" % (cs.get("name"), waiting.get("reason"), cs.get("restartCount", 0)))
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "Ready" and cond.get("status") != "True":
+                reasons.append("not Ready: %s" % (cond.get("message") or cond.get("reason") or "unknown"))
+        if reasons:
+            problems.append("pod %s: %s" % (pod["metadata"]["name"], "; ".join(reasons)))
+        if len(problems) >= limit:
+            break
+    return problems
+
+
+class Deployer:
+    def __init__(self, client, force=False, wait=True, wait_timeout=300, hook_timeout=300, run_hooks="auto",
+                 rollback_on_failure=True, check_mode=False, want_diff=False, poll_interval=1.0, log=None):
+        self.client = client
+        self.force = force
+        self.wait = wait
+        self.waiter = Waiter(timeout=wait_timeout, interval=poll_interval)
+        self.hook_waiter = Waiter(timeout=hook_timeout, interval=poll_interval)
+        self.run_hooks = run_hooks
+        self.rollback_on_failure = rollback_on_failure
+        self.check_mode = check_mode
+        self.want_diff = want_diff
+        self.log = log or (lambda msg: None)
+        self.result = {
+            "changed": False,
+            "objects": [],
+            "hooks": [],
+            "deployments": {},
+            "rollback": None,
+            "diff": [],
+            "timings": {},
+        }
+
+    # -- phases -----------------------------------------------------------------------------------
+
+    def run(self, objs):
+        started = time.monotonic()
+        phases = plan(objs)
+        sync = phases["Sync"]
+        hooks = phases["PreSync"] + phases["PostSync"]
+
+        live = dict((key(obj), self.client.get_obj(obj)) for obj in sync)
+        self._deploy_index = dict((ref(obj), (obj, live[key(obj)])) for obj in sync if obj["kind"] == "Deployment")
+        predicted = self.validate(sync, hooks, live)
+        self.result["timings"]["validate_s"] = round(time.monotonic() - started, 3)
+
+        changes = [entry for entry in predicted if entry["action"] != "unchanged"]
+        run_hooks = self.run_hooks == "always" or (self.run_hooks == "auto" and bool(changes))
+        self.result["hooks_run"] = run_hooks and bool(hooks)
+        if self.want_diff:
+            self.result["diff"] = [
+                {"before_header": entry["ref"], "after_header": entry["ref"],
+                 "before": for_diff(live[entry["key"]]) or {}, "after": for_diff(entry["dry_run"])}
+                for entry in changes
+            ]
+        if self.check_mode:
+            self.result["objects"] = [self._summary(entry) for entry in predicted]
+            self.result["changed"] = bool(changes) or self.result["hooks_run"]
+            self.result["timings"]["total_s"] = round(time.monotonic() - started, 3)
+            return self.result
+
+        for obj in sync:
+            if obj["kind"] == "Deployment" and live[key(obj)] is not None:
+                self.result["deployments"][ref(obj)] = {
+                    "revision_before": revision_of(live[key(obj)]),
+                    "revision_after": None,
+                }
+
+        if run_hooks:
+            self.run_hook_phase(phases["PreSync"], "PreSync")
+        self.apply_waves(sync, predicted, live)
+        if run_hooks:
+            self.run_hook_phase(phases["PostSync"], "PostSync")
+
+        for obj in sync:
+            if obj["kind"] == "Deployment" and self.wait:
+                current = self.client.get_obj(obj)
+                self.result["deployments"].setdefault(ref(obj), {"revision_before": None})["revision_after"] = \
+                    revision_of(current)
+        self.result["timings"]["total_s"] = round(time.monotonic() - started, 3)
+        return self.result
+
+    def validate(self, sync, hooks, live):
+        """Dry-run every object; collect every error before failing so one run shows them all."""
+        errors = []
+        predicted = []
+        for obj in sync:
+            try:
+                dry = self.client.apply(obj, dry_run=True, force=self.force)
+            except K8sApiError as exc:
+                errors.append(exc)
+                continue
+            before = live[key(obj)]
+            if before is None:
+                action = "create"
+            elif normalise(dry) == normalise(before):
+                action = "unchanged"
+            else:
+                action = "configure"
+            predicted.append({"key": key(obj), "ref": ref(obj), "obj": obj, "dry_run": dry, "action": action})
+        for obj in hooks:
+            probe = copy.deepcopy(obj)
+            probe["metadata"].pop("name", None)
+            probe["metadata"]["generateName"] = obj["metadata"]["name"][:50] + "-"
+            try:
+                self.client.create(probe, dry_run=True)
+            except K8sApiError as exc:
+                errors.append(exc)
+        if errors:
+            conflicts = [c for exc in errors for c in exc.conflicts]
+            self.result["validation_errors"] = [exc.message for exc in errors]
+            self.result["conflicts"] = conflicts
+            raise DeployFailed(
+                "%d of %d object(s) failed the server-side dry run; nothing was changed:\n- %s" % (
+                    len(errors), len(sync) + len(hooks), "\n- ".join(exc.message for exc in errors)),
+                self.result)
+        return predicted
+
+    def apply_waves(self, sync, predicted, live):
+        by_key = dict((entry["key"], entry) for entry in predicted)
+        started = time.monotonic()
+        for wave, objs in waves(sync):
+            self.log("wave %s: applying %d object(s)" % (wave, len(objs)))
+            applied = []
+            for obj in objs:
+                before = live[key(obj)]
+                try:
+                    after = self.client.apply(obj, force=self.force)
+                except K8sApiError as exc:
+                    raise DeployFailed("wave %s: %s" % (wave, exc.message), self.result)
+                changed = before is None or \
+                    after["metadata"].get("resourceVersion") != before["metadata"].get("resourceVersion")
+                entry = by_key[key(obj)]
+                entry["action"] = ("created" if before is None else "configured") if changed else "unchanged"
+                self.result["objects"].append(self._summary(entry))
+                self.result["changed"] = self.result["changed"] or changed
+                applied.append((obj, changed))
+            if self.wait:
+                for obj, changed in applied:
+                    if obj["kind"] in PREDICATES:
+                        self.wait_workload(obj, live[key(obj)], wave)
+        self.result["timings"]["apply_and_rollout_s"] = round(time.monotonic() - started, 3)
+
+    def wait_workload(self, obj, before, wave):
+        label = "%s (wave %s)" % (ref(obj), wave)
+        try:
+            self.waiter.wait(obj["kind"], lambda: self.client.get_obj(obj), label)
+        except (WaitFailed, WaitTimeout) as exc:
+            reason = str(exc)
+            if obj["kind"] == "Deployment":
+                selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels")
+                problems = pod_problems(self.client, obj["metadata"].get("namespace"), selector)
+                if problems:
+                    reason += "; " + "; ".join(problems)
+            self.fail_rollout(reason)
+
+    def fail_rollout(self, reason):
+        """Roll back every Deployment this run changed (when asked), then fail with both revisions."""
+        self.result["failure"] = reason
+        notes = []
+        if self.rollback_on_failure:
+            rollbacks = []
+            for name, info in self._changed_deployments():
+                rollbacks.append(self.rollback_deployment(*info))
+            self.result["rollback"] = rollbacks or None
+            for rb in rollbacks:
+                if rb.get("error"):
+                    notes.append("rollback of %s FAILED: %s" % (rb["deployment"], rb["error"]))
+                else:
+                    notes.append("rolled %s back from revision %s to the template of revision %s (now revision %s, %s)"
+                                 % (rb["deployment"], rb["failed_revision"], rb["restored_revision"],
+                                    rb["revision_after_rollback"], rb["state"]))
+        else:
+            notes.append("rollback_on_failure=false: left as is")
+        self.result["changed"] = True
+        raise DeployFailed("rollout failed: %s. %s" % (reason, ". ".join(notes) if notes else
+                                                        "No Deployment had a previous revision to roll back to"),
+                           self.result)
+
+    def _changed_deployments(self):
+        for entry in self.result["objects"]:
+            if entry["kind"] == "Deployment" and entry["action"] == "configured":
+                obj, before = self._deploy_index[entry["ref"]]
+                yield entry["ref"], (obj, before)
+
+    def rollback_deployment(self, obj, before):
+        started = time.monotonic()
+        info = {"deployment": ref(obj), "restored_revision": revision_of(before)}
+        try:
+            current = self.client.get_obj(obj)
+            info["failed_revision"] = revision_of(current)
+            target = None
+            for rs in owned_replicasets(self.client, current):
+                if same_template(rs["spec"]["template"], before["spec"]["template"]):
+                    target = rs
+            if target is None:
+                raise RolloutError("the ReplicaSet of revision %s is gone (revisionHistoryLimit too low?)"
+                                   % revision_of(before))
+            undo(self.client, current, to_revision=revision_of(target), force=True)
+            self.waiter.wait("Deployment", lambda: self.client.get_obj(obj), ref(obj) + " (rollback)")
+            after = self.client.get_obj(obj)
+            info["revision_after_rollback"] = revision_of(after)
+            info["state"] = "Available"
+        except (K8sApiError, RolloutError, WaitFailed, WaitTimeout) as exc:
+            info["error"] = getattr(exc, "message", None) or str(exc)
+            info.setdefault("failed_revision", None)
+            info["revision_after_rollback"] = None
+            info["state"] = "unknown"
+        info["duration_s"] = round(time.monotonic() - started, 3)
+        self.result["deployments"].setdefault(ref(obj), {})["revision_after"] = info["revision_after_rollback"]
+        return info
+
+    def run_hook_phase(self, objs, phase):
+        for obj in objs:
+            self.run_hook(obj, phase)
+
+    def run_hook(self, obj, phase):
+        started = time.monotonic()
+        policies = delete_policies(obj)
+        record = {"ref": ref(obj), "phase": phase, "wave": sync_wave(obj), "delete_policy": policies}
+        self.result["hooks"].append(record)
+        self.result["changed"] = True
+        existing = self.client.get_obj(obj)
+        if existing is not None:
+            if "BeforeHookCreation" not in policies:
+                record["result"] = "failed"
+                raise DeployFailed("%s hook %s already exists and its hook-delete-policy (%s) lacks "
+                                   "BeforeHookCreation: delete it or add the policy" % (phase, ref(obj), ",".join(policies)),
+                                   self.result)
+            self.client.delete(obj)
+            self._wait_gone(obj)
+        try:
+            self.client.create(obj)
+        except K8sApiError as exc:
+            record["result"] = "failed"
+            raise DeployFailed("%s hook %s: %s" % (phase, ref(obj), exc.message), self.result)
+        try:
+            if obj["kind"] in PREDICATES:
+                self.hook_waiter.wait(obj["kind"], lambda: self.client.get_obj(obj), "%s hook %s" % (phase, ref(obj)))
+        except (WaitFailed, WaitTimeout) as exc:
+            record["result"] = "failed"
+            record["duration_s"] = round(time.monotonic() - started, 3)
+            if "HookFailed" in policies:
+                self.client.delete(obj)
+            if phase == "PreSync":
+                raise DeployFailed("%s; the workloads were not changed" % exc, self.result)
+            self.fail_rollout(str(exc))
+        record["result"] = "succeeded"
+        record["duration_s"] = round(time.monotonic() - started, 3)
+        if "HookSucceeded" in policies:
+            self.client.delete(obj)
+            record["deleted"] = True
+
+    def _wait_gone(self, obj, timeout=120):
+        deadline = time.monotonic() + timeout
+        while self.client.get_obj(obj) is not None:
+            if time.monotonic() > deadline:
+                raise DeployFailed("%s: still present %ss after deletion (finalizers?)" % (ref(obj), timeout), self.result)
+            time.sleep(0.5)
+
+    @staticmethod
+    def _summary(entry):
+        obj = entry["obj"]
+        return {
+            "ref": entry["ref"],
+            "kind": obj["kind"],
+            "name": obj["metadata"]["name"],
+            "namespace": obj["metadata"].get("namespace"),
+            "wave": sync_wave(obj),
+            "action": entry["action"],
+        }

@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One ApiClient and one DynamicClient (lazy, cached discovery) per task, and the few
+calls the deploy modules make: get, server-side apply (optionally dry-run), create,
+delete, list. API errors become K8sApiError with a readable message; field-manager
+conflicts are parsed into (field, manager) pairs."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import re
+
+try:
+    from kubernetes import client as k8s_client_lib
+    from kubernetes import config as k8s_config
+    from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.discovery import LazyDiscoverer
+    from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+    from kubernetes.client.rest import ApiException
+
+    HAS_K8S = True
+    K8S_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module
+    HAS_K8S = False
+    K8S_IMPORT_ERROR = exc
+    DynamicApiError = ApiException = ResourceNotFoundError = Exception
+
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects import ref
+
+FIELD_MANAGER = "velocity"
+CONNECTION_OPTIONS = dict(
+    kubeconfig=dict(type="path"),
+    context=dict(type="str"),
+    host=dict(type="str"),
+    api_key=dict(type="str", no_log=True),
+    validate_certs=dict(type="bool", aliases=["verify_ssl"]),
+    ca_cert=dict(type="path", aliases=["ssl_ca_cert"]),
+)
+
+_CONFLICT_RE = re.compile(r'conflict with "(?P<manager>[^"]+)"(?: using (?P<api>[^:]+))?(?: with subresource "[^"]*")?: (?P<field>.+)')
+
+
+class K8sApiError(Exception):
+    """An API call failed; `message` is ready for the operator."""
+
+    def __init__(self, message, status=None, reason=None, conflicts=None, causes=None):
+        super(K8sApiError, self).__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+        self.conflicts = conflicts or []
+        self.causes = causes or []
+
+
+class ConnectionError_(Exception):
+    pass
+
+
+def parse_status(exc):
+    """(message, reason, causes) from an ApiException's Status body."""
+    body = getattr(exc, "body", None)
+    try:
+        status = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        status = {}
+    if not isinstance(status, dict):
+        status = {}
+    causes = (status.get("details") or {}).get("causes") or []
+    return status.get("message") or getattr(exc, "reason", None) or str(exc), status.get("reason"), causes
+
+
+def parse_conflicts(causes):
+    """[{'field': '.spec.replicas', 'manager': 'kubectl-edit', 'api_version': 'apps/v1'}] from Status causes."""
+    out = []
+    for cause in causes:
+        if cause.get("reason") != "FieldManagerConflict":
+            continue
+        match = _CONFLICT_RE.match(cause.get("message", ""))
+        out.append({
+            "field": cause.get("field") or (match.group("field") if match else ""),
+            "manager": match.group("manager") if match else "",
+            "api_version": (match.group("api") if match else "") or "",
+        })
+    return out
+
+
+def api_error(exc, action, obj_ref):
+    message, reason, causes = parse_status(exc)
+    status = getattr(exc, "status", None)
+    conflicts = parse_conflicts(causes) if status == 409 else []
+    if conflicts:
+        fields = "; ".join("%s is managed by %r" % (c["field"], c["manager"]) for c in conflicts)
+        text = ("%s: server-side apply conflict, %s. Another field manager owns these fields: remove them from "
+                "the manifest, let that manager stop setting them, or apply with force=true to take them over."
+                % (obj_ref, fields))
+    elif status == 422 or reason == "Invalid":
+        details = "; ".join("%s: %s" % (c.get("field", "?"), c.get("message", "")) for c in causes) or message
+        text = "%s is invalid (%s rejected it): %s" % (obj_ref, action, details)
+    elif status in (401, 403):
+        text = "%s: %s refused (HTTP %s): %s. Check the credentials and RBAC of the kubeconfig user." % (
+            obj_ref, action, status, message)
+    else:
+        text = "%s: %s failed (HTTP %s %s): %s" % (obj_ref, action, status, reason or "", message)
+    return K8sApiError(text, status=status, reason=reason, conflicts=conflicts, causes=causes)
+
+
+def build_api_client(kubeconfig=None, context=None, host=None, api_key=None, validate_certs=None, ca_cert=None):
+    """ApiClient from explicit host/token, a kubeconfig, or the in-cluster service account."""
+    if host:
+        configuration = k8s_client_lib.Configuration()
+        configuration.host = host
+        if api_key:
+            configuration.api_key = {"authorization": "Bearer " + api_key}
+    else:
+        configuration = k8s_client_lib.Configuration()
+        try:
+            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+        except Exception as exc:  # the loader raises ConfigException, TypeError or OSError on bad files
+            if kubeconfig or context:
+                raise ConnectionError_("cannot load kubeconfig %s%s: %s" % (
+                    kubeconfig or "(default)", " context " + context if context else "", exc))
+            try:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            except Exception:
+                raise ConnectionError_("no kubeconfig found (%s) and not running in a cluster: set kubeconfig "
+                                       "or the KUBECONFIG environment variable" % exc)
+        if api_key:
+            configuration.api_key = {"authorization": "Bearer " + api_key}
+    if validate_certs is not None:
+        configuration.verify_ssl = validate_certs
+    if ca_cert:
+        configuration.ssl_ca_cert = ca_cert
+    return k8s_client_lib.ApiClient(configuration)
+
+
+class K8sClient:
+    """Thin wrapper over DynamicClient: objects in and out as plain dicts."""
+
+    def __init__(self, api_client, field_manager=FIELD_MANAGER):
+        self.api_client = api_client
+        self.field_manager = field_manager
+        try:
+            self.dynamic = DynamicClient(api_client, discoverer=LazyDiscoverer)
+        except (ApiException, DynamicApiError) as exc:
+            raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (
+                api_client.configuration.host, parse_status(exc)[0]), status=getattr(exc, "status", None))
+        except Exception as exc:  # urllib3 connection errors, TLS errors
+            raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (api_client.configuration.host, exc))
+        self._resources = {}
+
+    @classmethod
+    def from_params(cls, params, field_manager=FIELD_MANAGER):
+        options = dict((k, params.get(k)) for k in CONNECTION_OPTIONS)
+        try:
+            return cls(build_api_client(**options), field_manager=field_manager)
+        except ConnectionError_ as exc:
+            raise K8sApiError(str(exc))
+
+    def close(self):
+        try:
+            self.api_client.close()
+        except Exception:  # closing is best effort
+            pass
+
+    def resource(self, api_version, kind):
+        cache_key = (api_version, kind)
+        if cache_key not in self._resources:
+            try:
+                self._resources[cache_key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                raise K8sApiError("the API server does not serve kind %s in %s (is the CRD installed, is the "
+                                  "apiVersion right?)" % (kind, api_version))
+            except (ApiException, DynamicApiError) as exc:
+                raise api_error(exc, "discovery", "%s %s" % (api_version, kind))
+        return self._resources[cache_key]
+
+    def namespaced(self, obj):
+        return self.resource(obj["apiVersion"], obj["kind"]).namespaced
+
+    def _call(self, action, obj_ref, func, *args, **kwargs):
+        try:
+            result = func(*args, **kwargs)
+        except (ApiException, DynamicApiError) as exc:
+            raise api_error(exc, action, obj_ref)
+        except Exception as exc:  # connection refused, TLS, timeouts
+            raise K8sApiError("%s: %s failed: %s" % (obj_ref, action, exc))
+        return result.to_dict() if hasattr(result, "to_dict") else result
+
+    def get(self, api_version, kind, name, namespace=None):
+        res = self.resource(api_version, kind)
+        try:
+            return self.dynamic.get(res, name=name, namespace=namespace).to_dict()
+        except (ApiException, DynamicApiError) as exc:
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise api_error(exc, "get", "%s %s/%s" % (kind, namespace or "", name))
+        except Exception as exc:
+            raise K8sApiError("%s %s: get failed: %s" % (kind, name, exc))
+
+    def get_obj(self, obj):
+        meta = obj["metadata"]
+        return self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+
+    def list(self, api_version, kind, namespace=None, label_selector=None):
+        res = self.resource(api_version, kind)
+        result = self._call("list", "%s in %s" % (kind, namespace or "cluster"), self.dynamic.get, res,
+                            namespace=namespace, label_selector=label_selector)
+        return result.get("items") or []
+
+    def apply(self, obj, dry_run=False, force=False):
+        res = self.resource(obj["apiVersion"], obj["kind"])
+        kwargs = dict(field_manager=self.field_manager, force_conflicts=bool(force))
+        if dry_run:
+            kwargs["dry_run"] = "All"
+        return self._call("server-side dry run" if dry_run else "server-side apply", ref(obj),
+                          self.dynamic.server_side_apply, res, body=obj,
+                          namespace=obj["metadata"].get("namespace"), **kwargs)
+
+    def create(self, obj, dry_run=False):
+        res = self.resource(obj["apiVersion"], obj["kind"])
+        kwargs = dict(field_manager=self.field_manager)
+        if dry_run:
+            kwargs["dry_run"] = "All"
+        return self._call("dry-run create" if dry_run else "create", ref(obj), self.dynamic.create, res, body=obj,
+                          namespace=obj["metadata"].get("namespace"), **kwargs)
+
+    def delete(self, obj, propagation="Background"):
+        res = self.resource(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        try:
+            self.dynamic.delete(res, name=meta["name"], namespace=meta.get("namespace"), propagation_policy=propagation)
+        except (ApiException, DynamicApiError) as exc:
+            if getattr(exc, "status", None) == 404:
+                return False
+            raise api_error(exc, "delete", ref(obj))
+        return True
+
+    def json_patch(self, obj, patch):
+        res = self.resource(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        return self._call("patch", ref(obj), self.dynamic.patch, res, body=patch, name=meta["name"],
+                          namespace=meta.get("namespace"), content_type="application/json-patch+json",
+                          field_manager=self.field_manager)

@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Readiness predicates, one pure function per kind, and a Waiter that polls them.
+
+Unlike kubernetes.core's waiter, the Deployment predicate reads the Progressing
+condition and fails fast on ProgressDeadlineExceeded, and the Job predicate fails
+fast on a Failed (or FailureTarget) condition, instead of waiting for the timeout.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+from collections import namedtuple
+
+# done: the object reached its goal; failed: it never will (stop waiting); message: why.
+Status = namedtuple("Status", ["done", "failed", "message"])
+PENDING = "pending"
+
+
+def condition(obj, ctype):
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return cond
+    return None
+
+
+def _observed(obj):
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    return status.get("observedGeneration", 0) >= meta.get("generation", 0)
+
+
+def deployment_ready(obj):
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    if not _observed(obj):
+        return Status(False, False, "controller has not observed generation %s yet" % obj["metadata"].get("generation"))
+    progressing = condition(obj, "Progressing")
+    if progressing and progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
+        return Status(False, True, "rollout exceeded its progress deadline (%ss): %s" % (
+            spec.get("progressDeadlineSeconds", 600), progressing.get("message", "")))
+    want = spec.get("replicas", 1)
+    updated = status.get("updatedReplicas", 0)
+    total = status.get("replicas", 0)
+    available = status.get("availableReplicas", 0)
+    if updated < want:
+        return Status(False, False, "%d of %d updated replicas" % (updated, want))
+    if total > updated:
+        return Status(False, False, "%d old replicas pending termination" % (total - updated))
+    if available < updated:
+        return Status(False, False, "%d of %d updated replicas available" % (available, updated))
+    return Status(True, False, "%d/%d replicas updated and available" % (available, want))
+
+
+def job_complete(obj):
+    for failed_type in ("Failed", "FailureTarget"):
+        cond = condition(obj, failed_type)
+        if cond and cond.get("status") == "True":
+            return Status(False, True, "job failed (%s): %s" % (cond.get("reason", ""), cond.get("message", "")))
+    for done_type in ("Complete", "SuccessCriteriaMet"):
+        cond = condition(obj, done_type)
+        if cond and cond.get("status") == "True":
+            return Status(True, False, "job complete (%s succeeded)" % (obj.get("status") or {}).get("succeeded", 0))
+    status = obj.get("status") or {}
+    return Status(False, False, "job running (active %s, succeeded %s, failed %s)" % (
+        status.get("active", 0), status.get("succeeded", 0), status.get("failed", 0)))
+
+
+def statefulset_ready(obj):
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    if not _observed(obj):
+        return Status(False, False, "controller has not observed the new generation yet")
+    want = spec.get("replicas", 1)
+    if status.get("updatedReplicas", 0) < want or status.get("readyReplicas", 0) < want:
+        return Status(False, False, "%s of %s replicas updated and ready" % (status.get("readyReplicas", 0), want))
+    if status.get("currentRevision") != status.get("updateRevision"):
+        return Status(False, False, "rolling update in progress")
+    return Status(True, False, "%s replicas ready" % want)
+
+
+def daemonset_ready(obj):
+    status = obj.get("status") or {}
+    if not _observed(obj):
+        return Status(False, False, "controller has not observed the new generation yet")
+    want = status.get("desiredNumberScheduled", 0)
+    if status.get("updatedNumberScheduled", 0) < want or status.get("numberAvailable", 0) < want:
+        return Status(False, False, "%s of %s pods updated and available" % (status.get("numberAvailable", 0), want))
+    return Status(True, False, "%s pods available" % want)
+
+
+def pod_ready(obj):
+    phase = (obj.get("status") or {}).get("phase")
+    if phase == "Failed":
+        return Status(False, True, "pod failed")
+    cond = condition(obj, "Ready")
+    if phase == "Succeeded" or (cond and cond.get("status") == "True"):
+        return Status(True, False, "pod %s" % phase)
+    return Status(False, False, "pod %s, not ready" % phase)
+
+
+PREDICATES = {
+    "Deployment": deployment_ready,
+    "Job": job_complete,
+    "StatefulSet": statefulset_ready,
+    "DaemonSet": daemonset_ready,
+    "Pod": pod_ready,
+}
+
+
+def needs_wait(obj):
+    return obj.get("kind") in PREDICATES
+
+
+class WaitTimeout(Exception):
+    def __init__(self, message, last):
+        super(WaitTimeout, self).__init__(message)
+        self.last = last
+
+
+class WaitFailed(Exception):
+    def __init__(self, message, last):
+        super(WaitFailed, self).__init__(message)
+        self.last = last
+
+
+class Waiter:
+    """Poll `fetch()` until PREDICATES[kind] says done (return it) or failed (raise WaitFailed);
+    raise WaitTimeout after `timeout` seconds of a monotonic clock."""
+
+    def __init__(self, timeout=300, interval=1.0, clock=time.monotonic, sleep=time.sleep):
+        self.timeout = timeout
+        self.interval = interval
+        self.clock = clock
+        self.sleep = sleep
+
+    def wait(self, kind, fetch, label):
+        predicate = PREDICATES[kind]
+        deadline = self.clock() + self.timeout
+        last_message = "not found"
+        while True:
+            obj = fetch()
+            if obj is not None:
+                status = predicate(obj)
+                last_message = status.message
+                if status.failed:
+                    raise WaitFailed("%s: %s" % (label, status.message), obj)
+                if status.done:
+                    return obj
+            if self.clock() >= deadline:
+                raise WaitTimeout("%s: not ready after %ss (%s)" % (label, self.timeout, last_message), obj)
+            self.sleep(self.interval)
+
+
+class NoopWaiter(Waiter):
+    """Check mode: nothing was changed, so nothing to wait for."""
+
+    def wait(self, kind, fetch, label):
+        return None

@@ -1,0 +1,225 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: rollout_undo
+short_description: Roll a Deployment back to its previous or a chosen revision and wait until it is Available
+version_added: 0.1.0
+description:
+  - Does what C(kubectl rollout undo deployment/NAME [--to-revision=N]) does, then waits.
+  - The pod template of the ReplicaSet of the target revision, without its C(pod-template-hash) label, becomes the
+    Deployment's template. When the Deployment was deployed by server-side apply under O(field_manager), the
+    rollback is applied under the same manager (every other field it owns kept), so the next deploy of a
+    manifest meets no field-manager conflict; otherwise a JSON patch replaces the template, as kubectl does.
+  - O(to_revision=0) means the newest revision older than the current one.
+  - Reports C(changed=false) when the Deployment already runs the target revision's template.
+  - A revision that does not exist fails with the list of revisions the cluster keeps (C(revisionHistoryLimit)).
+  - The controller gives the restored template a new revision number (the old one disappears from the history);
+    the module returns both.
+  - In check mode, the target is resolved and C(changed) predicted; nothing is patched.
+author:
+  - Velocity platform team (@velocity)
+options:
+  name:
+    description: Name of the Deployment.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the Deployment.
+    type: str
+    default: default
+  to_revision:
+    description: Revision to go back to; V(0) for the previous one.
+    type: int
+    default: 0
+  wait:
+    description: Wait until the rolled-back Deployment is Available with every replica updated.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait.
+    type: int
+    default: 300
+  poll_interval:
+    description: Seconds between two status reads while waiting.
+    type: float
+    default: 1.0
+  force:
+    description: Take over template fields owned by another field manager (a rollback must win, hence the default).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - velocity.platform.k8s
+  - velocity.platform.k8s.attributes
+attributes:
+  diff_mode:
+    description: Returns the pod template before and after.
+    support: full
+seealso:
+  - module: velocity.platform.manifest_apply
+  - name: kubectl rollout undo
+    description: The command this module reproduces.
+    link: https://kubernetes.io/docs/reference/kubectl/generated/kubectl_rollout/kubectl_rollout_undo/
+"""
+
+EXAMPLES = r"""
+- name: Back to the previous revision
+  velocity.platform.rollout_undo:
+    kubeconfig: /tmp/velocity/k8s/kubeconfig
+    namespace: velocity
+    name: velocity-app
+
+- name: Back to revision 2, and show what was there
+  velocity.platform.rollout_undo:
+    namespace: velocity
+    name: velocity-app
+    to_revision: 2
+  register: undo
+
+- name: Print the history
+  ansible.builtin.debug:
+    var: undo.history
+"""
+
+RETURN = r"""
+revision_before:
+  description: Revision running before the rollback.
+  returned: success
+  type: int
+  sample: 3
+restored_revision:
+  description: Revision whose template was restored.
+  returned: success
+  type: int
+  sample: 2
+revision:
+  description: Revision running now (the controller renumbers the restored template, so 4 after 3 -> 2).
+  returned: success
+  type: int
+  sample: 4
+images:
+  description: Container images of the template now running.
+  returned: success
+  type: list
+  elements: str
+history:
+  description: Revisions kept by the cluster after the rollback, oldest first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {revision: 1, replicaset: velocity-app-5d9c7, images: ["velocity/app:0.1.0"], replicas: 0, current: false,
+       change_cause: null, provenance: {"velocity.dev/source-revision": "abc123"}, created: "2026-01-01T00:00:00Z"}
+duration_s:
+  description: Seconds the rollback and the wait took.
+  returned: success
+  type: float
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.text.converters import to_text
+
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import (
+    CONNECTION_OPTIONS,
+    HAS_K8S,
+    K8S_IMPORT_ERROR,
+    K8sApiError,
+    K8sClient,
+)
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_rollout import (
+    RolloutError,
+    history,
+    owned_replicasets,
+    pick_target,
+    revision_of,
+    same_template,
+    template_without_hash,
+    undo,
+)
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_waiter import WaitFailed, WaitTimeout, Waiter
+
+
+def images_of(template):
+    return [c.get("image") for c in ((template or {}).get("spec") or {}).get("containers") or []]
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", default="default"),
+        to_revision=dict(type="int", default=0),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=300),
+        poll_interval=dict(type="float", default=1.0),
+        force=dict(type="bool", default=True),
+        field_manager=dict(type="str", default="velocity"),
+    )
+    argument_spec.update(CONNECTION_OPTIONS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_K8S:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=to_text(K8S_IMPORT_ERROR))
+    params = module.params
+    label = "Deployment %s/%s" % (params["namespace"], params["name"])
+    started = time.monotonic()
+    client = None
+    try:
+        client = K8sClient.from_params(params, field_manager=params["field_manager"])
+        deployment = client.get("apps/v1", "Deployment", params["name"], params["namespace"])
+        if deployment is None:
+            module.fail_json(msg="%s does not exist" % label)
+        before_rev = revision_of(deployment)
+        if params["to_revision"] < 0:
+            module.fail_json(msg="to_revision must be 0 (previous) or a revision number, not %s" % params["to_revision"])
+        if module.check_mode:
+            replicasets = owned_replicasets(client, deployment)
+            target = pick_target(replicasets, deployment, params["to_revision"])
+            changed = not same_template(target["spec"]["template"], deployment["spec"]["template"])
+            module.exit_json(changed=changed, revision_before=before_rev, restored_revision=revision_of(target),
+                             revision=before_rev, images=images_of(deployment["spec"]["template"]),
+                             history=history(client, deployment), duration_s=0.0)
+        changed, target, _rs = undo(client, deployment, to_revision=params["to_revision"], force=params["force"])
+        current = client.get("apps/v1", "Deployment", params["name"], params["namespace"])
+        if params["wait"]:
+            waiter = Waiter(timeout=params["wait_timeout"], interval=params["poll_interval"])
+            current = waiter.wait("Deployment",
+                                  lambda: client.get("apps/v1", "Deployment", params["name"], params["namespace"]),
+                                  label)
+        result = dict(
+            changed=changed,
+            revision_before=before_rev,
+            restored_revision=revision_of(target),
+            revision=revision_of(current),
+            images=images_of(current["spec"]["template"]),
+            history=history(client, current),
+            duration_s=round(time.monotonic() - started, 3),
+        )
+        if module._diff and changed:
+            result["diff"] = {
+                "before_header": label + " spec.template (revision %s)" % before_rev,
+                "after_header": label + " spec.template (revision %s)" % revision_of(target),
+                "before": template_without_hash(deployment["spec"]["template"]),
+                "after": template_without_hash(target["spec"]["template"]),
+            }
+    except RolloutError as exc:
+        module.fail_json(msg=to_text(exc))
+    except K8sApiError as exc:
+        module.fail_json(msg=exc.message, conflicts=exc.conflicts)
+    except (WaitFailed, WaitTimeout) as exc:
+        module.fail_json(msg="rollback applied but the Deployment did not become Available: %s" % exc, changed=True)
+    finally:
+        if client is not None:
+            client.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
