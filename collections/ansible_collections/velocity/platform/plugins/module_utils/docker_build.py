@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: Velocity platform team
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: (c) 2026, Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Content-idempotent image builds.
 
 The build is skipped when an image with the requested tag already carries the
@@ -180,7 +180,7 @@ def resolve_base_ids(client, request: BuildRequest) -> dict[str, str]:
 
 def _split_tag(ref: str, default_repo: str) -> tuple[str, str]:
     if ":" in ref.rsplit("/", 1)[-1]:
-        repo, _, tag = ref.rpartition(":")
+        repo, dummy, tag = ref.rpartition(":")
         return repo, tag
     return default_repo, ref
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: Velocity platform team
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: (c) 2026, Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Smoke test of the app image in a real, locked-down container.
 
 Sequence: (optionally) `velocity-app migrate` in a one-off container; start the
@@ -28,11 +28,12 @@ import re
 import socket
 import time
 import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
     DockerException,
@@ -111,8 +112,8 @@ def free_port() -> int:
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
     """(status, body) of a GET; status 0 when nothing answered."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local probe
-            return resp.status, resp.read(2048).decode("utf-8", "replace")
+        resp = open_url(url, timeout=timeout, follow_redirects="none")
+        return resp.status, resp.read(2048).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(2048).decode("utf-8", "replace")
     except (urllib.error.URLError, OSError) as exc:
@@ -180,7 +181,7 @@ class SmokeTest:
             "environment": self._env(),
             "detach": True,
             "read_only": self.req.read_only,
-            "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={self.req.tmpfs_size}"},  # noqa: S108 - container path
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={self.req.tmpfs_size}"},  # noqa: S108  # nosec B108 - container path
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "labels": {SMOKE_LABEL: "true"},
@@ -299,10 +300,10 @@ class SmokeTest:
             self.checks["read_only_rootfs"] = not writable
             if writable:
                 raise self.fail("the root filesystem is writable although read_only was requested", container)
-            code, _ = container.exec_run(["python3", "-c", "import tempfile; tempfile.NamedTemporaryFile(dir='/tmp').close()"])
+            code, dummy = container.exec_run(["python3", "-c", "import tempfile; tempfile.NamedTemporaryFile(dir='/tmp').close()"])
             self.checks["tmp_writable"] = code == 0
             if code != 0:
-                raise self.fail("/tmp (tmpfs) is not writable for the service user", container)  # noqa: S108 - message
+                raise self.fail("/tmp (tmpfs) is not writable for the service user", container)  # noqa: S108  # nosec B108 - message
 
     def check_error_logs(self, container) -> None:
         try:

@@ -40,6 +40,8 @@ options:
       - Treat a missing O(path) as an empty series instead of failing.
     type: bool
     default: false
+extends_documentation_fragment:
+  - velocity.platform.module_attributes
 attributes:
   check_mode:
     support: full

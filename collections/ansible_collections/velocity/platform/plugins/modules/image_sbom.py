@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: Velocity platform team
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: (c) 2026, Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -22,7 +22,7 @@ description:
   - Idempotent. When O(dest) already describes the same image id, the file is left alone (C(changed=false));
     otherwise it is replaced atomically (temporary file and rename).
 author:
-  - Velocity platform team
+  - Velocity platform team (@velocity)
 options:
   image:
     description: Image reference (C(name:tag)) or id.
