@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, free_port, machine, service_env, summary, write_result  # noqa: E402
+from common import ROOT, free_port, machine, service_env, summary, write_result
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -96,7 +96,7 @@ def start_server(url: str, log_requests: bool, workers: int, logdir: Path) -> tu
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):  # noqa: S310 - loopback
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
                 break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -121,7 +121,7 @@ def main() -> int:
     servers = {name: start_server(url, name == "logging_on", args.workers, logdir) for name in ("logging_on", "logging_off")}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     try:
-        for name, (_, port, _) in servers.items():  # warm-up, not measured
+        for _proc, port, _log in servers.values():  # warm-up, not measured
             subprocess.run([wrk, "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}{args.path}"], capture_output=True, check=True)
         for rep in range(args.reps):
             order = list(servers) if rep % 2 == 0 else list(servers)[::-1]
