@@ -154,11 +154,9 @@ class VaultClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(connection.max_workers, 1))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self.session.trust_env = True
-        if connection.ca_cert:
-            self.session.verify = connection.ca_cert
-        elif not connection.validate_certs:
-            self.session.verify = False
+        # verify goes with every request: a Session-level value loses against
+        # REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE from the environment (requests#3829).
+        self._verify = connection.ca_cert or connection.validate_certs
         if connection.client_cert:
             self.session.cert = (connection.client_cert, connection.client_key) if connection.client_key else connection.client_cert
         if connection.namespace:
@@ -188,7 +186,7 @@ class VaultClient:
             self.request_count += 1
             try:
                 response = self.session.request(
-                    method, url, json=body, headers=headers, timeout=self.connection.timeout
+                    method, url, json=body, headers=headers, timeout=self.connection.timeout, verify=self._verify
                 )
             except requests.exceptions.SSLError as exc:
                 raise VaultUnreachable(

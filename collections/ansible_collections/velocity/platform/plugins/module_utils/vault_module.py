@@ -38,5 +38,6 @@ def vault_argument_spec(**extra) -> dict:
 def fail(module, exc: Exception, **result) -> None:
     """Fail with the error's message and kind; never a traceback for an expected failure."""
     if isinstance(exc, VaultError):
-        module.fail_json(msg=str(exc), error=type(exc).__name__, **result)
+        # exception="": an expected failure carries its explanation in msg, not a traceback (even at -vvv).
+        module.fail_json(msg=str(exc), error=type(exc).__name__, exception="", **result)
     raise exc

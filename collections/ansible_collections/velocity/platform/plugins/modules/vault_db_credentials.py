@@ -203,7 +203,7 @@ def main():
     except vault_client.VaultError as exc:
         fail(module, exc, **result)
     except OSError as exc:
-        module.fail_json(msg="cannot write lease_state_file %s: %s" % (p["lease_state_file"], exc.strerror), **result)
+        module.fail_json(msg="cannot write lease_state_file %s: %s" % (p["lease_state_file"], exc.strerror), exception="", **result)
     finally:
         if client is not None:
             client.close()

@@ -306,7 +306,7 @@ def main():
         fail(module, exc, **result)
     except OSError as exc:
         module.fail_json(msg="cannot write %s: %s (check the directory exists and is writable)"
-                             % (exc.filename or "the output file", exc.strerror), **result)
+                             % (exc.filename or "the output file", exc.strerror), exception="", **result)
     finally:
         if client is not None:
             client.close()
