@@ -40,7 +40,8 @@ CONNECTION_OPTIONS = dict(
     ca_cert=dict(type="path", aliases=["ssl_ca_cert"]),
 )
 
-_CONFLICT_RE = re.compile(r'conflict with "(?P<manager>[^"]+)"(?: using (?P<api>[^:]+))?(?: with subresource "[^"]*")?: (?P<field>.+)')
+# Cause messages: 'conflict with "kubectl-edit"' (field in cause.field) or 'conflict with "m" using apps/v1: .spec.x'.
+_CONFLICT_RE = re.compile(r'conflict with "(?P<manager>[^"]+)"(?: using (?P<api>[^:]+))?(?: with subresource "[^"]*")?(?:: (?P<field>.+))?')
 
 
 class K8sApiError(Exception):
@@ -78,7 +79,7 @@ def parse_conflicts(causes):
     for cause in causes:
         if cause.get("reason") != "FieldManagerConflict":
             continue
-        match = _CONFLICT_RE.match(cause.get("message", ""))
+        match = _CONFLICT_RE.search(cause.get("message", ""))
         out.append({
             "field": cause.get("field") or (match.group("field") if match else ""),
             "manager": match.group("manager") if match else "",

@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.velocity.platform.plugins.module_utils import k8s_waiter as w
+
+
+def deployment(generation=2, observed=2, replicas=2, updated=2, total=2, available=2, progressing=None):
+    conds = []
+    if progressing:
+        conds.append(dict(type="Progressing", **progressing))
+    return {"metadata": {"name": "d", "generation": generation},
+            "spec": {"replicas": replicas, "progressDeadlineSeconds": 12},
+            "status": {"observedGeneration": observed, "updatedReplicas": updated, "replicas": total,
+                       "availableReplicas": available, "conditions": conds}}
+
+
+def test_deployment_ready_only_when_all_replicas_updated_and_available():
+    assert w.deployment_ready(deployment()).done
+    assert not w.deployment_ready(deployment(observed=1)).done
+    assert "1 of 2 updated" in w.deployment_ready(deployment(updated=1)).message
+    assert "old replicas" in w.deployment_ready(deployment(total=3)).message
+    assert not w.deployment_ready(deployment(available=1)).done
+
+
+def test_deployment_fails_fast_on_progress_deadline_exceeded():
+    status = w.deployment_ready(deployment(updated=1, progressing={
+        "status": "False", "reason": "ProgressDeadlineExceeded", "message": 'ReplicaSet "d-1" has timed out progressing.'}))
+    assert status.failed and not status.done
+    assert "progress deadline (12s)" in status.message and "timed out progressing" in status.message
+
+
+def test_stale_deadline_condition_is_ignored_until_the_new_generation_is_observed():
+    status = w.deployment_ready(deployment(generation=3, observed=2, progressing={
+        "status": "False", "reason": "ProgressDeadlineExceeded"}))
+    assert not status.failed
+
+
+def test_job_complete_and_failed():
+    job = {"status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}}
+    assert w.job_complete(job).done
+    failed = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                         "message": "Job has reached the specified backoff limit"}]}}
+    status = w.job_complete(failed)
+    assert status.failed and "BackoffLimitExceeded" in status.message
+    assert not w.job_complete({"status": {"active": 1}}).done
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_waiter_times_out_on_a_monotonic_clock_with_the_last_status():
+    clock = FakeClock()
+    waiter = w.Waiter(timeout=5, interval=1, clock=clock, sleep=clock.sleep)
+    with pytest.raises(w.WaitTimeout, match=r"not ready after 5s \(1 of 2 updated replicas\)"):
+        waiter.wait("Deployment", lambda: deployment(updated=1), "Deployment ns/d")
+    assert clock.now == 5
+
+
+def test_waiter_stops_at_the_first_failure_without_waiting_for_the_timeout():
+    clock = FakeClock()
+    states = iter([deployment(updated=1), deployment(updated=1, progressing={
+        "status": "False", "reason": "ProgressDeadlineExceeded", "message": "m"})])
+    waiter = w.Waiter(timeout=600, interval=1, clock=clock, sleep=clock.sleep)
+    with pytest.raises(w.WaitFailed):
+        waiter.wait("Deployment", lambda: next(states), "Deployment ns/d")
+    assert clock.now == 1
+
+
+def test_noop_waiter_never_polls():
+    assert w.NoopWaiter().wait("Deployment", lambda: pytest.fail("polled"), "x") is None
