@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_apply import DeployFailed, Deployer, prepare
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_apply import Deployer, DeployFailed, prepare
 from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import K8sClient
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]

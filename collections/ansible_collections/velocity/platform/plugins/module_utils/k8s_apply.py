@@ -40,9 +40,9 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s_rollout impo
 )
 from ansible_collections.velocity.platform.plugins.module_utils.k8s_waiter import (
     PREDICATES,
+    Waiter,
     WaitFailed,
     WaitTimeout,
-    Waiter,
 )
 
 
@@ -215,7 +215,7 @@ class Deployer:
                 try:
                     after = self.client.apply(obj, force=self.force)
                 except K8sApiError as exc:
-                    raise DeployFailed("wave %s: %s" % (wave, exc.message), self.result)
+                    raise DeployFailed("wave %s: %s" % (wave, exc.message), self.result) from None
                 changed = before is None or \
                     after["metadata"].get("resourceVersion") != before["metadata"].get("resourceVersion")
                 entry = by_key[key(obj)]
@@ -224,7 +224,7 @@ class Deployer:
                 self.result["changed"] = self.result["changed"] or changed
                 applied.append((obj, changed))
             if self.wait:
-                for obj, changed in applied:
+                for obj, _changed in applied:
                     if obj["kind"] in PREDICATES:
                         self.wait_workload(obj, live[key(obj)], wave)
         self.result["timings"]["apply_and_rollout_s"] = round(time.monotonic() - started, 3)
@@ -248,7 +248,7 @@ class Deployer:
         notes = []
         if self.rollback_on_failure:
             rollbacks = []
-            for name, info in self._changed_deployments():
+            for _name, info in self._changed_deployments():
                 rollbacks.append(self.rollback_deployment(*info))
             self.result["rollback"] = rollbacks or None
             for rb in rollbacks:
@@ -321,7 +321,7 @@ class Deployer:
             self.client.create(obj)
         except K8sApiError as exc:
             record["result"] = "failed"
-            raise DeployFailed("%s hook %s: %s" % (phase, ref(obj), exc.message), self.result)
+            raise DeployFailed("%s hook %s: %s" % (phase, ref(obj), exc.message), self.result) from None
         try:
             if obj["kind"] in PREDICATES:
                 self.hook_waiter.wait(obj["kind"], lambda: self.client.get_obj(obj), "%s hook %s" % (phase, ref(obj)))
@@ -331,7 +331,7 @@ class Deployer:
             if "HookFailed" in policies:
                 self.client.delete(obj)
             if phase == "PreSync":
-                raise DeployFailed("%s; the workloads were not changed" % exc, self.result)
+                raise DeployFailed("%s; the workloads were not changed" % exc, self.result) from None
             self.fail_rollout(str(exc))
         record["result"] = "succeeded"
         record["duration_s"] = round(time.monotonic() - started, 3)

@@ -16,10 +16,10 @@ import re
 try:
     from kubernetes import client as k8s_client_lib
     from kubernetes import config as k8s_config
+    from kubernetes.client.rest import ApiException
     from kubernetes.dynamic import DynamicClient
     from kubernetes.dynamic.discovery import LazyDiscoverer
     from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
-    from kubernetes.client.rest import ApiException
 
     HAS_K8S = True
     K8S_IMPORT_ERROR = None
@@ -122,12 +122,12 @@ def build_api_client(kubeconfig=None, context=None, host=None, api_key=None, val
         except Exception as exc:  # the loader raises ConfigException, TypeError or OSError on bad files
             if kubeconfig or context:
                 raise ConnectionError_("cannot load kubeconfig %s%s: %s" % (
-                    kubeconfig or "(default)", " context " + context if context else "", exc))
+                    kubeconfig or "(default)", " context " + context if context else "", exc)) from None
             try:
                 k8s_config.load_incluster_config(client_configuration=configuration)
             except Exception:
                 raise ConnectionError_("no kubeconfig found (%s) and not running in a cluster: set kubeconfig "
-                                       "or the KUBECONFIG environment variable" % exc)
+                                       "or the KUBECONFIG environment variable" % exc) from None
         if api_key:
             configuration.api_key = {"authorization": "Bearer " + api_key}
     if validate_certs is not None:
@@ -147,9 +147,9 @@ class K8sClient:
             self.dynamic = DynamicClient(api_client, discoverer=LazyDiscoverer)
         except (ApiException, DynamicApiError) as exc:
             raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (
-                api_client.configuration.host, parse_status(exc)[0]), status=getattr(exc, "status", None))
+                api_client.configuration.host, parse_status(exc)[0]), status=getattr(exc, "status", None)) from None
         except Exception as exc:  # urllib3 connection errors, TLS errors
-            raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (api_client.configuration.host, exc))
+            raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (api_client.configuration.host, exc)) from None
         self._resources = {}
 
     @classmethod
@@ -158,12 +158,12 @@ class K8sClient:
         try:
             return cls(build_api_client(**options), field_manager=field_manager)
         except ConnectionError_ as exc:
-            raise K8sApiError(str(exc))
+            raise K8sApiError(str(exc)) from None
 
     def close(self):
         try:
             self.api_client.close()
-        except Exception:  # closing is best effort
+        except Exception:  # noqa: S110 - closing is best effort, the task result is already decided
             pass
 
     def resource(self, api_version, kind):
@@ -173,9 +173,9 @@ class K8sClient:
                 self._resources[cache_key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:
                 raise K8sApiError("the API server does not serve kind %s in %s (is the CRD installed, is the "
-                                  "apiVersion right?)" % (kind, api_version))
+                                  "apiVersion right?)" % (kind, api_version)) from None
             except (ApiException, DynamicApiError) as exc:
-                raise api_error(exc, "discovery", "%s %s" % (api_version, kind))
+                raise api_error(exc, "discovery", "%s %s" % (api_version, kind)) from None
         return self._resources[cache_key]
 
     def namespaced(self, obj):
@@ -185,9 +185,9 @@ class K8sClient:
         try:
             result = func(*args, **kwargs)
         except (ApiException, DynamicApiError) as exc:
-            raise api_error(exc, action, obj_ref)
+            raise api_error(exc, action, obj_ref) from None
         except Exception as exc:  # connection refused, TLS, timeouts
-            raise K8sApiError("%s: %s failed: %s" % (obj_ref, action, exc))
+            raise K8sApiError("%s: %s failed: %s" % (obj_ref, action, exc)) from None
         return result.to_dict() if hasattr(result, "to_dict") else result
 
     def get(self, api_version, kind, name, namespace=None):
@@ -197,9 +197,9 @@ class K8sClient:
         except (ApiException, DynamicApiError) as exc:
             if getattr(exc, "status", None) == 404:
                 return None
-            raise api_error(exc, "get", "%s %s/%s" % (kind, namespace or "", name))
+            raise api_error(exc, "get", "%s %s/%s" % (kind, namespace or "", name)) from None
         except Exception as exc:
-            raise K8sApiError("%s %s: get failed: %s" % (kind, name, exc))
+            raise K8sApiError("%s %s: get failed: %s" % (kind, name, exc)) from None
 
     def get_obj(self, obj):
         meta = obj["metadata"]
@@ -236,7 +236,7 @@ class K8sClient:
         except (ApiException, DynamicApiError) as exc:
             if getattr(exc, "status", None) == 404:
                 return False
-            raise api_error(exc, "delete", ref(obj))
+            raise api_error(exc, "delete", ref(obj)) from None
         return True
 
     def json_patch(self, obj, patch):

@@ -62,7 +62,7 @@ def load_documents(text, source):
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        raise ManifestError("%s is not valid YAML: %s" % (source, exc))
+        raise ManifestError("%s is not valid YAML: %s" % (source, exc)) from None
     return flatten(docs, source)
 
 
@@ -151,7 +151,7 @@ def sync_wave(obj):
     try:
         return int(str(raw).strip())
     except ValueError:
-        raise ManifestError("%s: annotation %s=%r is not an integer" % (ref(obj), WAVE_ANNOTATION, raw))
+        raise ManifestError("%s: annotation %s=%r is not an integer" % (ref(obj), WAVE_ANNOTATION, raw)) from None
 
 
 def hook_phase(obj):

@@ -43,7 +43,7 @@ def revisions_of(rs):
     for raw in str(anns.get(HISTORY_ANNOTATION, "")).split(","):
         if raw.strip().isdigit():
             older.append(int(raw.strip()))
-    return [revision_of(rs)] + older
+    return [revision_of(rs), *older]
 
 
 def revision_of(obj):

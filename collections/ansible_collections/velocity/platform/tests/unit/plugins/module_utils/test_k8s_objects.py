@@ -41,7 +41,7 @@ def test_plan_orders_by_wave_then_kind_and_splits_hooks():
 
 
 def test_non_integer_wave_names_the_object():
-    with pytest.raises(o.ManifestError, match="ConfigMap app: annotation argocd.argoproj.io/sync-wave='soon'"):
+    with pytest.raises(o.ManifestError, match=r"ConfigMap app: annotation argocd\.argoproj\.io/sync-wave='soon'"):
         o.sync_wave(obj("ConfigMap", "app", "soon"))
 
 
@@ -72,7 +72,7 @@ def test_load_documents_flattens_lists_and_reports_missing_fields():
     text = "---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n---\n---\n" \
            "apiVersion: v1\nkind: Service\nmetadata: {name: b}\n"
     assert [d["metadata"]["name"] for d in o.load_documents(text, "f.yaml")] == ["a", "b"]
-    with pytest.raises(o.ManifestError, match="f.yaml document 1 .ConfigMap. has no metadata.name"):
+    with pytest.raises(o.ManifestError, match=r"f\.yaml document 1 \(ConfigMap\) has no metadata\.name"):
         o.load_documents("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "f.yaml")
     with pytest.raises(o.ManifestError, match="not valid YAML"):
         o.load_documents("a: [", "f.yaml")
