@@ -261,9 +261,8 @@ class Deployer:
         else:
             notes.append("rollback_on_failure=false: left as is")
         self.result["changed"] = True
-        raise DeployFailed("rollout failed: %s. %s" % (reason, ". ".join(notes) if notes else
-                                                        "No Deployment had a previous revision to roll back to"),
-                           self.result)
+        outcome = ". ".join(notes) if notes else "No Deployment had a previous revision to roll back to"
+        raise DeployFailed("rollout failed: %s. %s" % (reason, outcome), self.result)
 
     def _changed_deployments(self):
         for entry in self.result["objects"]:

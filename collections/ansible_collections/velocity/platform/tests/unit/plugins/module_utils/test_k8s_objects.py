@@ -37,7 +37,7 @@ def test_plan_orders_by_wave_then_kind_and_splits_hooks():
     assert [(x["kind"]) for x in phases["Sync"]] == ["ServiceAccount", "Secret", "ConfigMap", "Service", "Deployment"]
     assert [x["metadata"]["name"] for x in phases["PreSync"]] == ["migrate"]
     assert [x["metadata"]["name"] for x in phases["PostSync"]] == ["smoke"]
-    assert [w for w, _ in o.waves(phases["Sync"])] == [-2, -1, 0, 1]
+    assert [wave for wave, _objs in o.waves(phases["Sync"])] == [-2, -1, 0, 1]
 
 
 def test_non_integer_wave_names_the_object():

@@ -86,9 +86,9 @@ class FakeClient:
 
 def test_undo_reports_unchanged_when_already_on_the_target():
     client = FakeClient(HISTORY)
-    changed, _target, _ = r.undo(client, DEPLOY, to_revision=3)
+    changed, _target, _replicasets = r.undo(client, DEPLOY, to_revision=3)
     assert not changed and client.applied == []
-    changed, _target, _ = r.undo(client, DEPLOY, to_revision=1)
+    changed, _target, _replicasets = r.undo(client, DEPLOY, to_revision=1)
     assert changed and client.applied[0][0]["spec"]["template"]["spec"]["containers"][0]["image"] == "i:1"
 
 
