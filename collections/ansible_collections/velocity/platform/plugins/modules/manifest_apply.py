@@ -213,7 +213,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_apply import DeployFailed, Deployer, prepare
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_apply import Deployer, DeployFailed, prepare
 from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import (
     CONNECTION_OPTIONS,
     HAS_K8S,

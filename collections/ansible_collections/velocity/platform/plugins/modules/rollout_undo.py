@@ -145,7 +145,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s_rollout impo
     template_without_hash,
     undo,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_waiter import WaitFailed, WaitTimeout, Waiter
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_waiter import Waiter, WaitFailed, WaitTimeout
 
 
 def images_of(template):
