@@ -198,118 +198,26 @@ k8s_secret:
   type: dict
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.velocity.platform.plugins.module_utils import vault_client, vault_db, vault_kv, vault_output
-from ansible_collections.velocity.platform.plugins.module_utils.vault_auth import connect
-from ansible_collections.velocity.platform.plugins.module_utils.vault_module import fail, vault_argument_spec
+from ansible_collections.velocity.platform.plugins.module_utils import vault_client
+from ansible_collections.velocity.platform.plugins.module_utils.vault_tasks import (
+    SECRETS_ARGUMENT_SPEC,
+    SECRETS_REQUIRED_BY,
+    run_secrets,
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=vault_argument_spec(
-            secrets=dict(type="dict", default={}),
-            kv_mount=dict(type="str", default="secret"),
-            kv_version=dict(type="int", default=2, choices=[1, 2]),
-            max_workers=dict(type="int", default=8),
-            database=dict(type="dict", options=dict(
-                role=dict(type="str", required=True),
-                mount=dict(type="str", default="database"),
-                env=dict(type="str", default="DATABASE_URL"),
-                url_template=dict(type="str", required=True),
-                lease_state_file=dict(type="path"),
-                min_ttl=dict(type="int", default=600),
-                reuse=dict(type="bool", default=True),
-            )),
-            env_file=dict(type="path"),
-            env_file_format=dict(type="str", default="docker", choices=["docker", "shell"]),
-            k8s_secret_name=dict(type="str"),
-            k8s_namespace=dict(type="str"),
-            k8s_labels=dict(type="dict", default={}),
-            k8s_secret_file=dict(type="path"),
-            return_values=dict(type="bool", default=False),
-        ),
-        required_by={"k8s_secret_file": "k8s_secret_name"},
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=SECRETS_ARGUMENT_SPEC, required_by=SECRETS_REQUIRED_BY,
+                           supports_check_mode=True)
     if not vault_client.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=str(vault_client.REQUESTS_IMPORT_ERROR))
-    params = module.params
-    if not params["secrets"] and not params["database"]:
-        module.fail_json(msg="give 'secrets' (ENV_NAME: path#key) and/or 'database'")
-    started = time.monotonic()
-    result = dict(changed=False)
-    client = None
-    try:
-        refs = vault_kv.parse_refs(params["secrets"]) if params["secrets"] else []
-        client = connect(params)
-        values, versions = {}, {}
-        if refs:
-            values, versions = vault_kv.read_secrets(client, refs, params["kv_mount"], params["kv_version"],
-                                                     params["max_workers"])
-        result["versions"] = versions
-        pending_db = False
-        if params["database"]:
-            db = params["database"]
-            if db["env"] in values:
-                module.fail_json(msg="database.env %s is also a key of secrets; use one or the other" % db["env"])
-            lease, issued, how = vault_db.ensure(client, db["mount"], db["role"], db["lease_state_file"],
-                                                 db["min_ttl"], db["reuse"], module.check_mode)
-            result["changed"] = result["changed"] or issued
-            if lease is None:
-                pending_db = True
-                result["database"] = {"how": "would issue"}
-            else:
-                module.no_log_values.add(lease.password)
-                values[db["env"]] = vault_db.render_url(db["url_template"], lease)
-                result["database"] = dict(lease.public(), how=how)
-        if not params["return_values"]:
-            for value in values.values():
-                if value:
-                    module.no_log_values.add(value)
-        result["env_names"] = sorted(values)
-        result["checksum"] = vault_output.checksum(values)
-        diffs = []
-        if params["env_file"]:
-            result["env_file"] = params["env_file"]
-            if pending_db:
-                result["changed"] = True
-            else:
-                content = vault_output.render_env(values, params["env_file_format"])
-                if vault_output.needs_write(params["env_file"], content):
-                    diffs.append(vault_output.names_diff(params["env_file"], values))
-                    result["changed"] = True
-                    if not module.check_mode:
-                        vault_output.atomic_write(params["env_file"], content, 0o600)
-        manifest = None
-        if params["k8s_secret_name"]:
-            manifest = vault_output.secret_manifest(values, params["k8s_secret_name"], params["k8s_namespace"],
-                                                    params["k8s_labels"])
-            if params["k8s_secret_file"]:
-                result["k8s_secret_file"] = params["k8s_secret_file"]
-                content = vault_output.render_manifest(manifest)
-                if pending_db or vault_output.needs_write(params["k8s_secret_file"], content):
-                    result["changed"] = True
-                    if not module.check_mode and not pending_db:
-                        vault_output.atomic_write(params["k8s_secret_file"], content, 0o600)
-        if params["return_values"]:
-            result["env"] = values
-            if manifest is not None:
-                result["k8s_secret"] = manifest
-        if module._diff and diffs:
-            result["diff"] = diffs[0]
-        result["stats"] = dict(logins=client.login_count, requests=client.request_count,
-                               elapsed_ms=int((time.monotonic() - started) * 1000))
-    except vault_client.VaultError as exc:
-        fail(module, exc, **result)
-    except OSError as exc:
-        module.fail_json(msg="cannot write %s: %s (check the directory exists and is writable)"
-                             % (exc.filename or "the output file", exc.strerror), exception="", **result)
-    finally:
-        if client is not None:
-            client.close()
+    result, hidden = run_secrets(module.params, module.check_mode, module._diff)
+    module.no_log_values.update(hidden)
+    if result.get("failed"):
+        # exception="": an expected failure explains itself in msg; no traceback even at -vvv.
+        module.fail_json(exception="", **result)
     module.exit_json(**result)
 
 

@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Action for velocity.platform.vault_secrets.
+
+With a local connection (the usual case: the deploy runs on the controller),
+the task runs in-process: no module payload to build, no Python to start,
+so a task costs about what its Vault round trips cost. The same
+``run_secrets`` as the module does the work, with the module's argument spec.
+For any other connection the module runs on the target as usual.
+"""
+from __future__ import annotations
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.velocity.platform.plugins.module_utils.vault_tasks import (
+    SECRETS_ARGUMENT_SPEC,
+    SECRETS_REQUIRED_BY,
+    run_secrets,
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        if self._connection.transport != "local" or self._task.delegate_to not in (None, "localhost", "127.0.0.1"):
+            result.update(self._execute_module(module_name="velocity.platform.vault_secrets",
+                                               module_args=self._task.args, task_vars=task_vars))
+            return result
+        validator = ArgumentSpecValidator(SECRETS_ARGUMENT_SPEC, required_by=SECRETS_REQUIRED_BY)
+        validated = validator.validate(self._task.args)
+        if validated.error_messages:
+            result.update(failed=True, msg="; ".join(validated.error_messages))
+            return result
+        outcome, _hidden = run_secrets(validated.validated_parameters, bool(self._task.check_mode),
+                                       bool(self._task.diff))
+        result.update(outcome)
+        return result

@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: Velocity platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""What one vault_secrets task does, independent of where it runs.
+
+The module (on any host) and the action plugin (in-process on the controller,
+for local connections) both call :func:`run_secrets` with validated
+parameters. It returns ``(result, hidden)``: the task result, which carries
+no value unless ``return_values`` is set, and the set of values the caller
+must register as no_log values.
+"""
+from __future__ import annotations
+
+import time
+
+from ansible_collections.velocity.platform.plugins.module_utils import vault_client, vault_db, vault_kv, vault_output
+from ansible_collections.velocity.platform.plugins.module_utils.vault_auth import connect
+from ansible_collections.velocity.platform.plugins.module_utils.vault_module import vault_argument_spec
+
+SECRETS_ARGUMENT_SPEC = vault_argument_spec(
+    secrets=dict(type="dict", default={}),
+    kv_mount=dict(type="str", default="secret"),
+    kv_version=dict(type="int", default=2, choices=[1, 2]),
+    max_workers=dict(type="int", default=8),
+    database=dict(type="dict", options=dict(
+        role=dict(type="str", required=True),
+        mount=dict(type="str", default="database"),
+        env=dict(type="str", default="DATABASE_URL"),
+        url_template=dict(type="str", required=True),
+        lease_state_file=dict(type="path"),
+        min_ttl=dict(type="int", default=600),
+        reuse=dict(type="bool", default=True),
+    )),
+    env_file=dict(type="path"),
+    env_file_format=dict(type="str", default="docker", choices=["docker", "shell"]),
+    k8s_secret_name=dict(type="str"),
+    k8s_namespace=dict(type="str"),
+    k8s_labels=dict(type="dict", default={}),
+    k8s_secret_file=dict(type="path"),
+    return_values=dict(type="bool", default=False),
+)
+SECRETS_REQUIRED_BY = {"k8s_secret_file": "k8s_secret_name"}
+
+
+def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "tuple[dict, set]":
+    hidden: set = set()
+    if not params["secrets"] and not params["database"]:
+        return dict(failed=True, changed=False, msg="give 'secrets' (ENV_NAME: path#key) and/or 'database'"), hidden
+    started = time.monotonic()
+    result: dict = dict(changed=False)
+    client = None
+    try:
+        refs = vault_kv.parse_refs(params["secrets"]) if params["secrets"] else []
+        client = connect(params)
+        values, versions = {}, {}
+        if refs:
+            values, versions = vault_kv.read_secrets(client, refs, params["kv_mount"], params["kv_version"],
+                                                     params["max_workers"])
+        result["versions"] = versions
+        pending_db = False
+        if params["database"]:
+            db = params["database"]
+            if db["env"] in values:
+                raise vault_client.VaultConfigError(
+                    "database.env %s is also a key of secrets; use one or the other" % db["env"])
+            lease, issued, how = vault_db.ensure(client, db["mount"], db["role"], db["lease_state_file"],
+                                                 db["min_ttl"], db["reuse"], check_mode)
+            result["changed"] = issued
+            if lease is None:
+                pending_db = True
+                result["database"] = {"how": "would issue"}
+            else:
+                hidden.add(lease.password)
+                values[db["env"]] = vault_db.render_url(db["url_template"], lease)
+                result["database"] = dict(lease.public(), how=how)
+        if not params["return_values"]:
+            hidden.update(v for v in values.values() if v)
+        result["env_names"] = sorted(values)
+        result["checksum"] = vault_output.checksum(values)
+        diffs = []
+        if params["env_file"]:
+            result["env_file"] = params["env_file"]
+            if pending_db:
+                result["changed"] = True
+            else:
+                content = vault_output.render_env(values, params["env_file_format"])
+                if vault_output.needs_write(params["env_file"], content):
+                    diffs.append(vault_output.names_diff(params["env_file"], values))
+                    result["changed"] = True
+                    if not check_mode:
+                        vault_output.atomic_write(params["env_file"], content, 0o600)
+        manifest = None
+        if params["k8s_secret_name"]:
+            manifest = vault_output.secret_manifest(values, params["k8s_secret_name"], params["k8s_namespace"],
+                                                    params["k8s_labels"])
+            if params["k8s_secret_file"]:
+                result["k8s_secret_file"] = params["k8s_secret_file"]
+                content = vault_output.render_manifest(manifest)
+                if pending_db or vault_output.needs_write(params["k8s_secret_file"], content):
+                    result["changed"] = True
+                    if not check_mode and not pending_db:
+                        vault_output.atomic_write(params["k8s_secret_file"], content, 0o600)
+        if params["return_values"]:
+            result["env"] = values
+            if manifest is not None:
+                result["k8s_secret"] = manifest
+        if diff and diffs:
+            result["diff"] = diffs[0]
+        result["stats"] = dict(logins=client.login_count, requests=client.request_count,
+                               elapsed_ms=int((time.monotonic() - started) * 1000))
+    except vault_client.VaultError as exc:
+        result.update(failed=True, msg=str(exc), error=type(exc).__name__)
+    except OSError as exc:
+        result.update(failed=True, error="OSError",
+                      msg="cannot write %s: %s (check the directory exists and is writable)"
+                          % (exc.filename or "the output file", exc.strerror))
+    finally:
+        if client is not None:
+            client.close()
+    return result, hidden
