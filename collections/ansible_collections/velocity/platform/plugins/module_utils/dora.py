@@ -5,11 +5,11 @@
 
 One JSON object per line in the sink file::
 
-    {"type": "deploy" | "rollback", "result": "success" | "failure",
+    {"type" (or "stage"): "deploy" | "rollback", "result": "success" | "failure",
      "started_at": ISO-8601, "finished_at": ISO-8601,
      "commit": "<sha>", "commit_time": ISO-8601 (optional),
      "revision": int, "rolled_back_to": int (optional),
-     "auto_rollback": bool (a failed deploy the module rolled back itself),
+     "auto_rollback" (or, on a deploy, "rollback"): bool (a failed deploy the module rolled back itself),
      "app": "...", "environment": "..."}
 
 Definitions (the four keys of DORA's "Accelerate" metrics):
@@ -54,9 +54,27 @@ def parse_time(value, where):
     return parsed
 
 
+def _truthy(value):
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "1"))
+
+
+def normalise(event):
+    """Accept the roles' own field names: ``stage`` for ``type``; a deploy's ``rollback``
+    flag (the module rolled itself back) for ``auto_rollback``."""
+    if not isinstance(event, dict):
+        return event
+    event = dict(event)
+    if "type" not in event and "stage" in event:
+        event["type"] = event["stage"]
+    if "auto_rollback" not in event and event.get("type") == "deploy":
+        event["auto_rollback"] = _truthy(event.get("rollback"))
+    return event
+
+
 def validate_event(event, where):
     if not isinstance(event, dict):
         raise DoraError("%s: expected a JSON object" % where)
+    event = normalise(event)
     for name in REQUIRED_FIELDS:
         if name not in event:
             raise DoraError("%s: missing field %r" % (where, name))

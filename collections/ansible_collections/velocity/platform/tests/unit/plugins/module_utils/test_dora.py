@@ -98,3 +98,15 @@ def test_table_is_readable():
     assert "Change failure rate" in table and "50.0% (3 of 6 deployments)" in table
     assert "17.0 min" in table  # MTTR 1020 s
     assert "1 failure(s) not restored" in table
+
+
+def test_the_roles_own_field_names_are_understood():
+    """The deploy and rollback roles write `stage` and a deploy's `rollback` flag."""
+    as_roles_write = []
+    for event in SERIES:
+        event = dict(event)
+        event["stage"] = event.pop("type")
+        if "auto_rollback" in event:
+            event["rollback"] = "True" if event.pop("auto_rollback") else "False"
+        as_roles_write.append(event)
+    assert compute(read_events(lines(as_roles_write))) == compute(read_events(lines(SERIES)))
