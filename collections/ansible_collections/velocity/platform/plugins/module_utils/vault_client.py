@@ -18,7 +18,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 try:
     import requests
@@ -289,8 +289,8 @@ class VaultClient:
             detail = _error_strings(response)
             raise VaultAuthError(
                 "%s login at %s/v1/%s failed (HTTP %d%s). Check the role name, the credentials and that the auth "
-                "method is enabled at that mount" % (method_name, self.connection.url, path, response.status_code,
-                                                      ": " + detail if detail else "")
+                "method is enabled at that mount"
+                % (method_name, self.connection.url, path, response.status_code, ": " + detail if detail else "")
             )
         if response.status_code != 200:
             self._raise_for(response.status_code, path, response, False)

@@ -130,11 +130,11 @@ def names_diff(old_path: str, new_values: Dict[str, str]) -> dict:
         with open(old_path) as handle:
             for line in handle:
                 if "=" in line and not line.startswith("#"):
-                    name, _, value = line.rstrip("\n").partition("=")
+                    name, dummy, value = line.rstrip("\n").partition("=")
                     old[name] = value
     except OSError:
         pass
-    new_rendered = {k: v for k, v in new_values.items()}
+    new_rendered = dict(new_values)
     before = "".join("%s=<hidden>\n" % name for name in sorted(old))
     after_lines = []
     for name in sorted(new_rendered):

@@ -18,7 +18,8 @@ from ansible_collections.velocity.platform.plugins.module_utils.vault_auth impor
 from ansible_collections.velocity.platform.plugins.module_utils.vault_module import vault_argument_spec
 
 SECRETS_ARGUMENT_SPEC = vault_argument_spec(
-    secrets=dict(type="dict", default={}),
+    # References (path#key), not values: nothing to hide.
+    secrets=dict(type="dict", default={}, no_log=False),
     kv_mount=dict(type="str", default="secret"),
     kv_version=dict(type="int", default=2, choices=[1, 2]),
     max_workers=dict(type="int", default=8),

@@ -22,7 +22,7 @@ description:
     username. The state file is written atomically with mode 0600 and holds the credentials.
   - In check mode nothing is issued, renewed or revoked; C(changed) says what would happen.
 author:
-  - Velocity platform team
+  - Velocity platform team (@velocity)
 extends_documentation_fragment:
   - velocity.platform.vault
   - velocity.platform.vault.attributes
@@ -60,7 +60,7 @@ options:
     description: Requested TTL extension in seconds for O(state=renewed) (Vault caps it at the role's max TTL).
     type: int
   return_values:
-    description: Return the password (and the username) in O(credentials). Use with C(no_log) on the task.
+    description: Return the password (and the username) in RV(credentials). Use with C(no_log) on the task.
     type: bool
     default: false
 seealso:

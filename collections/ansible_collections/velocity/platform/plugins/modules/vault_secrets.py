@@ -26,7 +26,7 @@ description:
     example to hand them to the next role as facts. Put C(no_log: true) on such a task.
   - Reports C(changed) only when a file's content or mode changes, or when new database credentials were issued.
 author:
-  - Velocity platform team
+  - Velocity platform team (@velocity)
 extends_documentation_fragment:
   - velocity.platform.vault
   - velocity.platform.vault.attributes
@@ -114,7 +114,7 @@ options:
     type: path
   return_values:
     description:
-      - Return the values (O(env)) and the Secret manifest (O(k8s_secret)) in the result. Use with C(no_log) on the task.
+      - Return the values (RV(env)) and the Secret manifest (RV(k8s_secret)) in the result. Use with C(no_log) on the task.
     type: bool
     default: false
 seealso:

@@ -107,7 +107,7 @@ def test_bad_refs_name_the_variable(env, ref, needle):
 
 
 def test_each_path_is_read_once_and_keys_are_mapped():
-    client, _ = make_client(kv_route({"velocity/app": {"a": "1", "b": "2"}, "velocity/x": {"c": 3}}))
+    client, dummy = make_client(kv_route({"velocity/app": {"a": "1", "b": "2"}, "velocity/x": {"c": 3}}))
     refs = vault_kv.parse_refs({"A": "velocity/app#a", "B": "velocity/app#b", "C": "velocity/x#c"})
     values, versions = vault_kv.read_secrets(client, refs)
     assert values == {"A": "1", "B": "2", "C": "3"}
@@ -126,14 +126,14 @@ def test_reads_run_in_parallel():
             barrier.wait()  # deadlocks (BrokenBarrierError) unless 4 reads are in flight together
         return inner(method, path, body)
 
-    client, _ = make_client(route)
-    values, _ = vault_kv.read_secrets(client, vault_kv.parse_refs({f"E{i}": f"p{i}#k" for i in range(4)}),
+    client, dummy = make_client(route)
+    values, dummy = vault_kv.read_secrets(client, vault_kv.parse_refs({f"E{i}": f"p{i}#k" for i in range(4)}),
                                       max_workers=4)
     assert values == {f"E{i}": str(i) for i in range(4)}
 
 
 def test_missing_key_message_has_names_not_values():
-    client, _ = make_client(kv_route({"velocity/app": {"present": "TOPSECRETVALUE"}}))
+    client, dummy = make_client(kv_route({"velocity/app": {"present": "TOPSECRETVALUE"}}))
     with pytest.raises(VaultKeyMissing) as err:
         vault_kv.read_secrets(client, vault_kv.parse_refs({"X": "velocity/app#absent"}))
     assert "keys there: present" in str(err.value) and "TOPSECRETVALUE" not in str(err.value)
@@ -173,7 +173,7 @@ def test_403_tells_bad_token_from_policy(lookup_status, error):
         if path == "auth/token/lookup-self":
             return FakeResponse(lookup_status, {"data": {}} if lookup_status == 200 else {"errors": ["permission denied"]})
         return FakeResponse(403, {"errors": ["permission denied"]})
-    client, _ = make_client(route)
+    client, dummy = make_client(route)
     with pytest.raises(error) as err:
         client.read("secret/data/other")
     assert TOKEN not in str(err.value)
@@ -235,7 +235,7 @@ def test_kubernetes_login_sends_role_and_sa_token(tmp_path):
         seen.update(path=path, body=body)
         return FakeResponse(200, {"auth": {"client_token": "new-token", "policies": ["velocity-app"]}})
 
-    client, _ = make_client(route, token=None)
+    client, dummy = make_client(route, token=None)
     auth = method.authenticate(client)
     assert seen == {"path": "auth/kubernetes/login", "body": {"role": "velocity-app", "jwt": "eyJsa-token"}}
     assert client.token == "new-token" and "client_token" not in auth and client.login_count == 1
@@ -244,7 +244,7 @@ def test_kubernetes_login_sends_role_and_sa_token(tmp_path):
 def test_failed_login_is_an_auth_error_without_credentials():
     method = vault_auth.select_auth_method({"auth_method": "approle", "role_id": "rid", "secret_id": "SID-VALUE"},
                                            environ={})
-    client, _ = make_client(lambda *a: FakeResponse(400, {"errors": ["invalid role or secret ID"]}), token=None)
+    client, dummy = make_client(lambda *a: FakeResponse(400, {"errors": ["invalid role or secret ID"]}), token=None)
     with pytest.raises(VaultAuthError) as err:
         method.authenticate(client)
     assert "invalid role or secret ID" in str(err.value) and "SID-VALUE" not in str(err.value)
@@ -270,7 +270,8 @@ def test_shell_format_round_trips_through_bash(tmp_path_factory, values):
     path.write_bytes(vault_output.render_env(values, "shell"))
     script = "set -a; . %s; set +a; python3 -c 'import json,os,sys; print(json.dumps({k: os.environ[k] for k in sys.argv[1:]}))' %s" % (
         shlex.quote(str(path)), " ".join(values))
-    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
+                         check=True)
     assert json.loads(out.stdout) == values
 
 
@@ -279,7 +280,10 @@ def test_atomic_write_sets_mode_and_keeps_old_file_on_failure(tmp_path, monkeypa
     vault_output.atomic_write(str(target), b"A=1\n")
     assert target.stat().st_mode & 0o777 == 0o600 and target.read_bytes() == b"A=1\n"
     assert not vault_output.needs_write(str(target), b"A=1\n")
-    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left")))
+    def no_space(*args):
+        raise OSError(28, "No space left")
+
+    monkeypatch.setattr(os, "replace", no_space)
     with pytest.raises(OSError):
         vault_output.atomic_write(str(target), b"A=2\n")
     assert target.read_bytes() == b"A=1\n"
@@ -338,7 +342,7 @@ def test_lease_reuse_rules(tmp_path, ttl_left, known, how, changed):
                                                    "velocity-app", "database"))
     assert state.stat().st_mode & 0o777 == 0o600
     route, calls = _db_route(ttl_left, known)
-    client, _ = make_client(route)
+    client, dummy = make_client(route)
     lease, was_changed, got = vault_db.ensure(client, "database", "velocity-app", str(state), min_ttl=600)
     assert (got, was_changed) == (how, changed)
     assert ("sys/leases/revoke" in calls) == (how == "issued" and known)
@@ -347,7 +351,7 @@ def test_lease_reuse_rules(tmp_path, ttl_left, known, how, changed):
 
 def test_check_mode_issues_nothing(tmp_path):
     route, calls = _db_route(0, known=False)
-    client, _ = make_client(route)
+    client, dummy = make_client(route)
     lease, changed, how = vault_db.ensure(client, "database", "velocity-app", str(tmp_path / "s.json"),
                                           check_mode=True)
     assert lease is None and changed and "database/creds/velocity-app" not in calls
