@@ -6,6 +6,7 @@
 # JSON line (what changed, the local credential file paths); never a secret.
 set -euo pipefail
 SCRIPT_NAME=vault-bootstrap
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 MODE=${VELOCITY_VAULT_MODE:-dev}

