@@ -127,8 +127,8 @@ def test_reads_run_in_parallel():
         return inner(method, path, body)
 
     client, dummy = make_client(route)
-    values, dummy = vault_kv.read_secrets(client, vault_kv.parse_refs({f"E{i}": f"p{i}#k" for i in range(4)}),
-                                      max_workers=4)
+    refs = vault_kv.parse_refs({f"E{i}": f"p{i}#k" for i in range(4)})
+    values, dummy = vault_kv.read_secrets(client, refs, max_workers=4)
     assert values == {f"E{i}": str(i) for i in range(4)}
 
 
@@ -280,6 +280,7 @@ def test_atomic_write_sets_mode_and_keeps_old_file_on_failure(tmp_path, monkeypa
     vault_output.atomic_write(str(target), b"A=1\n")
     assert target.stat().st_mode & 0o777 == 0o600 and target.read_bytes() == b"A=1\n"
     assert not vault_output.needs_write(str(target), b"A=1\n")
+
     def no_space(*args):
         raise OSError(28, "No space left")
 
