@@ -57,6 +57,7 @@ class Playbook:
                 dest: {out}
                 mode: "0600"
               no_log: true
+              check_mode: false
             """, dict(kw.pop("extra_vars", {}), module_args=args), **kw)
         if not out.exists():
             raise AssertionError(f"playbook did not run:\n{proc.stdout}\n{proc.stderr}")
