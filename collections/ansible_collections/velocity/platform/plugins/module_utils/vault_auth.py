@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: Velocity platform team
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: (c) 2026, Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Vault auth methods: one small class each, and a selector.
 
 Each class names the options it reads, checks them in ``validate()`` without

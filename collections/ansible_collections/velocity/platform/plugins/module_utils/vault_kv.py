@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: Velocity platform team
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: (c) 2026, Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """KV reads for environment variables: ``{ENV_NAME: 'path#key@version'}``.
 
 Each distinct (path, version) is read once, whatever the number of keys taken
