@@ -18,7 +18,6 @@ What it sets up (documented in artifacts/security/secrets-management-plan.md):
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import secrets

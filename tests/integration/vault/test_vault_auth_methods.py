@@ -123,7 +123,7 @@ def test_kubernetes_auth_refuses_other_service_accounts(vault, kubeconfig):
 
 def test_module_logs_in_once_per_task_with_approle(vault, playbook, tmp_path):
     secrets = {f"S{i}": "velocity/app#secret_key" for i in range(5)}
-    result, proc = playbook.module("vault_secrets", {
+    result, _proc = playbook.module("vault_secrets", {
         "url": vault.addr, "auth_method": "approle", "role_id": vault.role_id, "secret_id": vault.secret_id,
         "secrets": secrets, "env_file": str(tmp_path / "out.env")})
     assert not result.get("failed"), result.get("msg")

@@ -137,7 +137,7 @@ def test_tls_server_with_and_without_ca():
     out = subprocess.run(["bash", str(VAULT_SH), "env", "tls"], check=True, capture_output=True, text=True).stdout
     env = dict(line.split("=", 1) for line in out.splitlines())
     token = open(env["VELOCITY_VAULT_TOKEN_FILE"]).read().strip()
-    with pytest.raises(VaultUnreachable, match="TLS error .* Set ca_cert"):
+    with pytest.raises(VaultUnreachable, match=r"TLS error .* Set ca_cert"):
         vault_auth.connect({"url": env["VAULT_ADDR"], "token": token, "retries": 0}, environ={}).lookup_self()
     client = vault_auth.connect({"token": token}, environ={"VAULT_ADDR": env["VAULT_ADDR"],
                                                            "VAULT_CACERT": env["VAULT_CACERT"]})

@@ -101,7 +101,7 @@ def test_canaries_never_leave_the_env_file(vault, playbook, tmp_path, canary_sec
 
 def test_env_file_is_all_or_nothing(vault, playbook, tmp_path, canary_secrets):
     """A failing read leaves the previous env file untouched (no partial write, no temp file left)."""
-    path, values = canary_secrets
+    path, _values = canary_secrets
     env_file = tmp_path / "app.env"
     env_file.write_text("OLD=1\n")
     os.chmod(env_file, 0o600)

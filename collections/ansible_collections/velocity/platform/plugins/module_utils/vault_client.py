@@ -208,7 +208,7 @@ class VaultClient:
 
     def _backoff(self, attempt: int) -> None:
         delay = self.connection.retry_backoff * (2 ** (attempt - 1))
-        self._sleep(delay + random.uniform(0, delay / 4))
+        self._sleep(delay + random.uniform(0, delay / 4))  # noqa: S311 - jitter, not cryptography
 
     def request(self, method: str, path: str, body: Optional[dict] = None, authenticated: bool = True,
                 allow_404: bool = False) -> Optional[dict]:

@@ -37,6 +37,7 @@ SECRETS_ARGUMENT_SPEC = vault_argument_spec(
     k8s_secret_name=dict(type="str"),
     k8s_namespace=dict(type="str"),
     k8s_labels=dict(type="dict", default={}),
+    k8s_annotations=dict(type="dict", default={}),
     k8s_secret_file=dict(type="path"),
     return_values=dict(type="bool", default=False),
 )
@@ -93,7 +94,7 @@ def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "
         manifest = None
         if params["k8s_secret_name"]:
             manifest = vault_output.secret_manifest(values, params["k8s_secret_name"], params["k8s_namespace"],
-                                                    params["k8s_labels"])
+                                                    params["k8s_labels"], params.get("k8s_annotations"))
             if params["k8s_secret_file"]:
                 result["k8s_secret_file"] = params["k8s_secret_file"]
                 content = vault_output.render_manifest(manifest)

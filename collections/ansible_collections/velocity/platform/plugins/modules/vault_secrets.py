@@ -109,6 +109,12 @@ options:
     description: Extra labels of the Kubernetes Secret.
     type: dict
     default: {}
+  k8s_annotations:
+    description:
+      - Extra annotations of the Kubernetes Secret, for example C(argocd.argoproj.io/sync-wave) so that
+        the Secret is applied before the workloads that read it. Never put a secret value here.
+    type: dict
+    default: {}
   k8s_secret_file:
     description: File (mode 0600, atomic) that receives the Secret manifest (JSON, which is also YAML).
     type: path

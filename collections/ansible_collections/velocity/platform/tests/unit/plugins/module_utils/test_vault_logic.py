@@ -344,7 +344,7 @@ def test_lease_reuse_rules(tmp_path, ttl_left, known, how, changed):
     assert state.stat().st_mode & 0o777 == 0o600
     route, calls = _db_route(ttl_left, known)
     client, dummy = make_client(route)
-    lease, was_changed, got = vault_db.ensure(client, "database", "velocity-app", str(state), min_ttl=600)
+    _lease, was_changed, got = vault_db.ensure(client, "database", "velocity-app", str(state), min_ttl=600)
     assert (got, was_changed) == (how, changed)
     assert ("sys/leases/revoke" in calls) == (how == "issued" and known)
     assert json.loads(state.read_text())["lease_id"].endswith("OLD" if how == "reused" else "NEW")
@@ -353,6 +353,6 @@ def test_lease_reuse_rules(tmp_path, ttl_left, known, how, changed):
 def test_check_mode_issues_nothing(tmp_path):
     route, calls = _db_route(0, known=False)
     client, dummy = make_client(route)
-    lease, changed, how = vault_db.ensure(client, "database", "velocity-app", str(tmp_path / "s.json"),
+    lease, changed, _how = vault_db.ensure(client, "database", "velocity-app", str(tmp_path / "s.json"),
                                           check_mode=True)
     assert lease is None and changed and "database/creds/velocity-app" not in calls
