@@ -354,5 +354,5 @@ def test_check_mode_issues_nothing(tmp_path):
     route, calls = _db_route(0, known=False)
     client, dummy = make_client(route)
     lease, changed, _how = vault_db.ensure(client, "database", "velocity-app", str(tmp_path / "s.json"),
-                                          check_mode=True)
+                                           check_mode=True)
     assert lease is None and changed and "database/creds/velocity-app" not in calls
