@@ -51,3 +51,8 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
     return path
+
+
+def fmt(s: dict, unit: str = "", digits: int = 1) -> str:
+    """median (min–max) of a summary()."""
+    return f"{s['median']:.{digits}f}{unit} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"

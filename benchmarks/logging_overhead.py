@@ -24,9 +24,11 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, free_port, machine, service_env, summary, write_result
+from common import ROOT, fmt, free_port, machine, service_env, summary, write_result
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+FULL_ARGS = ["--duration", "10", "--reps", "6"]
+SMOKE_ARGS = ["--duration", "1", "--reps", "1"]
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -103,6 +105,28 @@ def start_server(url: str, log_requests: bool, workers: int, logdir: Path) -> tu
                 raise RuntimeError(f"gunicorn did not start; see {log}") from None
             time.sleep(0.2)
     return proc, port, log
+
+
+def render(r: dict) -> str:
+    on, off = r["variants"]["logging_on"], r["variants"]["logging_off"]
+    o = r["overhead_pct"]
+    st = r["settings"]
+    return "\n".join([
+        "## 1. Request-logging overhead (app under Gunicorn)",
+        "",
+        f"Gunicorn {st['workers']} workers × 4 threads each side, wrk {st['threads']} thread / {st['connections']} connections "
+        f"on `{st['path']}`, {st['reps']} × {st['duration']} s per side, interleaved (ABBA). Log lines go to a file.",
+        "Median (min–max). CPU per request is read from /proc for the Gunicorn workers: it is the least noisy figure.",
+        "",
+        "| variant | CPU µs / request | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|",
+        f"| logging on | {fmt(on['cpu_us_per_request'])} | {fmt(on['rps'], digits=0)} | {fmt(on['p50_ms'], digits=2)} | {fmt(on['p99_ms'], digits=2)} | {on['errors']} |",
+        f"| logging off | {fmt(off['cpu_us_per_request'])} | {fmt(off['rps'], digits=0)} | {fmt(off['p50_ms'], digits=2)} | {fmt(off['p99_ms'], digits=2)} | {off['errors']} |",
+        "",
+        f"Overhead of logging: CPU per request **{o['cpu_per_request']:+.1f}%**, throughput {o['throughput']:+.1f}%, "
+        f"p50 {o['p50']:+.1f}%, p99 {o['p99']:+.1f}% (goal: under 2%; the sprint plan's alarm: 5%).",
+        f"Request log lines written during the run: {r['request_log_lines_written']}.",
+    ])
 
 
 def main() -> int:
