@@ -41,8 +41,8 @@ bandit-sarif: ## Bandit as SARIF 2.1.0 in out/bandit.sarif; fails on medium or h
 	$(IN_VENV) bandit -q -r app/src $(COLLECTION)/plugins -ll -f sarif -o out/bandit.sarif
 
 .PHONY: image
-image: ## the image stage alone: build, SBOM and smoke test; artifacts in out/artifacts
-	$(IN_VENV) ansible-playbook playbooks/build.yml -e velocity_artifacts_dir=$(CURDIR)/out/artifacts
+image: ## the image stage (after the secrets its smoke test needs): build, SBOM, smoke test; artifacts in out/artifacts
+	$(IN_VENV) ansible-playbook playbooks/secrets.yml playbooks/build.yml -e velocity_artifacts_dir=$(CURDIR)/out/artifacts
 
 .PHONY: sanity
 sanity: ## ansible-test sanity on the collection (offline)
