@@ -91,3 +91,31 @@ def test_env_example_lists_every_setting():
     text = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
     for name in ("SECRET_KEY", "DATABASE_URL", *SETTINGS):
         assert f"\n{name}=" in text, f"{name} missing from .env.example"
+
+
+def test_previous_keys_are_accepted_during_a_rotation_and_kept_out_of_logs():
+    old = "o" * 24
+    settings = load_settings({**GOOD, "SECRET_KEY_FALLBACKS": f" {old} , "})
+    assert settings.secret_key_fallbacks == (old,)
+    assert old in settings.secret_values() and old not in repr(settings)
+    with pytest.raises(ConfigError, match="SECRET_KEY_FALLBACKS"):
+        load_settings({**GOOD, "SECRET_KEY_FALLBACKS": "short"})
+
+
+def test_a_session_signed_with_the_previous_key_still_verifies():
+    from flask import Flask, session
+    from flask.sessions import SecureCookieSessionInterface
+
+    old, new = "old-key-" + "a" * 20, "new-key-" + "b" * 20
+    before = Flask("before")
+    before.config["SECRET_KEY"] = old
+    with before.test_request_context():
+        session["user"] = "ada"
+        cookie = SecureCookieSessionInterface().get_signing_serializer(before).dumps(dict(session))
+
+    after = create_app({**GOOD, "SECRET_KEY": new, "SECRET_KEY_FALLBACKS": old})
+    serializer = SecureCookieSessionInterface().get_signing_serializer(after)
+    assert serializer.loads(cookie) == {"user": "ada"}
+    without = create_app({**GOOD, "SECRET_KEY": new})
+    with pytest.raises(Exception, match="Signature"):
+        SecureCookieSessionInterface().get_signing_serializer(without).loads(cookie)

@@ -49,6 +49,8 @@ class Settings:
     api_max_page_size: int = 100
     service_name: str = "velocity-app"
     otel_endpoint: str = ""
+    # Earlier keys still accepted for verifying signatures during a rotation.
+    secret_key_fallbacks: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -60,7 +62,7 @@ class Settings:
 
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never appear in logs: the key and the DB password."""
-        values = [self.secret_key, self.database_url]
+        values = [self.secret_key, self.database_url, *self.secret_key_fallbacks]
         password = urlsplit(self.database_url).password
         if password:
             values.append(password)
@@ -124,8 +126,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {log_level!r}")
 
+    fallbacks = tuple(k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip())
+    if any(len(k) < MIN_SECRET_KEY_LENGTH for k in fallbacks):
+        raise ConfigError(f"SECRET_KEY_FALLBACKS: every key must have at least {MIN_SECRET_KEY_LENGTH} characters")
+
     return Settings(
         secret_key=secret_key,
+        secret_key_fallbacks=fallbacks,
         database_url=database_url,
         log_level=log_level,
         log_requests=_bool(env, "LOG_REQUESTS"),

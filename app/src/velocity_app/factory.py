@@ -42,7 +42,12 @@ def create_app(
     configure_logging(settings.log_level, settings.service_name, settings.secret_values(), stream=log_stream)
 
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        # Rotation without downtime: signatures made with an earlier key still verify.
+        SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
+        JSON_SORT_KEYS=False,
+    )
 
     velocity = Velocity(
         settings=settings,
