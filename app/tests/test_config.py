@@ -119,3 +119,14 @@ def test_a_session_signed_with_the_previous_key_still_verifies():
     without = create_app({**GOOD, "SECRET_KEY": new})
     with pytest.raises(Exception, match="Signature"):
         SecureCookieSessionInterface().get_signing_serializer(without).loads(cookie)
+
+
+def test_a_secret_put_in_the_wrong_variable_is_not_echoed():
+    """Found by the property test: a swapped variable must not print the secret in the error."""
+    for name in ("DB_POOL_SIZE", "LOG_LEVEL", "LOG_REQUESTS"):
+        with pytest.raises(ConfigError, match=name) as err:
+            load_settings({**GOOD, name: GOOD["SECRET_KEY"]})
+        assert GOOD["SECRET_KEY"] not in str(err.value) and "not shown" in str(err.value)
+    with pytest.raises(ConfigError, match="LOG_LEVEL") as err:
+        load_settings({**GOOD, "LOG_LEVEL": "loud"})
+    assert "'loud'" in str(err.value)  # an ordinary mistake is still shown

@@ -69,12 +69,21 @@ class Settings:
         return tuple(v for v in values if v)
 
 
+def _shown(raw: str, env: Mapping[str, str]) -> str:
+    """The bad value for an error message, unless it carries a secret (a swapped variable)."""
+    secrets = [env.get("SECRET_KEY", "").strip(), env.get("DATABASE_URL", "").strip()]
+    password = urlsplit(secrets[1]).password if "://" in secrets[1] else None
+    if any(s and (s in raw or raw in s) for s in [*secrets, password or ""] if len(s) >= 4) and len(raw) >= 4:
+        return "(value not shown: it matches a secret)"
+    return repr(raw)
+
+
 def _int(env: Mapping[str, str], name: str, minimum: int, maximum: int) -> int:
     raw = env.get(name, SETTINGS[name][0]).strip()
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be a whole number, got {_shown(raw, env)}") from None
     if not minimum <= value <= maximum:
         raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
     return value
@@ -86,7 +95,7 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
         return True
     if raw in _FALSE:
         return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    raise ConfigError(f"{name} must be true or false, got {_shown(raw, env)}")
 
 
 def _check_database_url(url: str) -> None:
@@ -122,9 +131,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     database_url = env["DATABASE_URL"].strip()
     _check_database_url(database_url)
 
-    log_level = env.get("LOG_LEVEL", SETTINGS["LOG_LEVEL"][0]).strip().upper()
+    raw_level = env.get("LOG_LEVEL", SETTINGS["LOG_LEVEL"][0]).strip()
+    log_level = raw_level.upper()
     if log_level not in _LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {log_level!r}")
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {_shown(raw_level, env)}")
 
     fallbacks = tuple(k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip())
     if any(len(k) < MIN_SECRET_KEY_LENGTH for k in fallbacks):
