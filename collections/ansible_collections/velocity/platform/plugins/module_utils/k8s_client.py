@@ -88,6 +88,13 @@ def parse_conflicts(causes):
     return out
 
 
+def _delete_hint(obj_ref):
+    """'Job velocity/migrate' -> 'kubectl -n velocity delete job/migrate'."""
+    kind, dummy, name = obj_ref.partition(" ")
+    namespace, slash, short = name.rpartition("/")
+    return "kubectl %sdelete %s/%s" % ("-n %s " % namespace if slash else "", kind.lower(), short)
+
+
 def api_error(exc, action, obj_ref):
     message, reason, causes = parse_status(exc)
     status = getattr(exc, "status", None)
@@ -100,6 +107,9 @@ def api_error(exc, action, obj_ref):
     elif status == 422 or reason == "Invalid":
         details = "; ".join("%s: %s" % (c.get("field", "?"), c.get("message", "")) for c in causes) or message
         text = "%s is invalid (%s rejected it): %s" % (obj_ref, action, details)
+        if "immutable" in details:
+            text += ". These fields cannot change on a live object: keep their old values, give the object a new " \
+                    "name, or delete it first (%s) and deploy again." % _delete_hint(obj_ref)
     elif status in (401, 403):
         text = "%s: %s refused (HTTP %s): %s. Check the credentials and RBAC of the kubeconfig user." % (
             obj_ref, action, status, message)

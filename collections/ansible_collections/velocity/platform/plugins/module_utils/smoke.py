@@ -211,8 +211,11 @@ class SmokeTest:
     def fail(self, reason: str, container=None) -> SmokeTestFailed:
         if container is not None:
             self.logs_tail = self._logs(container)
+        # The app says why it stopped in its last lines; put them where the operator looks first.
+        last = "\n  ".join(self.logs_tail[-3:])
+        message = f"smoke test of {self.req.image} failed: {reason}" + (f"; last log lines:\n  {last}" if last else "")
         return SmokeTestFailed(
-            scrub(f"smoke test of {self.req.image} failed: {reason}", self.secrets),
+            scrub(message, self.secrets),
             checks=self.checks, logs_tail=self.logs_tail, container_name=self.name,
         )
 
