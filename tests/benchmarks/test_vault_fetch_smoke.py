@@ -1,0 +1,42 @@
+"""Seconds-long run of benchmarks/vault_fetch.py, so it keeps working. Figures are not judged here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.vault, pytest.mark.slow]
+SIDES = ("ours", "looped", "lookups", "lookup_terms")
+
+
+def test_vault_fetch_benchmark_runs_and_reports_every_side(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the remote path needs root (network namespaces)")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--only", "vault_fetch"],
+        env={**os.environ, "VELOCITY_BENCH_OUT": str(tmp_path)}, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "vault_fetch.json").read_text())
+    assert set(result["scenarios"]) == {"loopback", "remote_tls"}
+    for scenario in result["scenarios"].values():
+        assert scenario["wall_s"]["empty"]["median"] > 0
+        for side in SIDES:
+            assert scenario["wall_s"][side]["median"] > 0
+            assert isinstance(scenario["task_s"][side]["median"], float)
+        assert scenario["ours_inside_task_ms"]["median"] > 0
+    counted = result["scenarios"]["loopback"]["round_trips"]
+    n = result["settings"]["secrets"]
+    for side in SIDES:
+        assert counted[side]["kv_reads"] == n
+        assert counted[side]["logins"] >= 1
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from vault_fetch import render
+
+    assert render(result).startswith("## 2. Vault")
