@@ -1,0 +1,32 @@
+"""Seconds-long run of benchmarks/k8s_apply.py, so it keeps working. Figures are not judged here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+
+def test_k8s_apply_benchmark_runs_and_reports_both_sides(tmp_path):
+    kubeconfig = Path(os.environ.get("KUBECONFIG", "/tmp/velocity/k8s/kubeconfig"))
+    if not kubeconfig.exists():
+        pytest.skip("no local Kubernetes control plane (hack/k8s/cluster.sh start)")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--only", "k8s_apply"],
+        env={**os.environ, "VELOCITY_BENCH_OUT": str(tmp_path)}, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "k8s_apply.json").read_text())
+    variants = result["paths"]["loopback"]["variants"]
+    for side in ("empty", "ours", "k8s_loop", "k8s_src", "ours_undo", "ours_undo_nowait", "k8s_rollback"):
+        assert variants[side]["seconds"]["median"] > 0
+    for side in ("ours", "k8s_loop", "k8s_src", "ours_undo", "k8s_rollback"):
+        assert variants[side]["requests"]["total"] > 0
+    assert result["paths"]["loopback"]["ratios"]["k8s_src_over_ours"] > 0
