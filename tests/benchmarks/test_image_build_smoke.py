@@ -1,0 +1,33 @@
+"""Seconds-long run of benchmarks/image_build.py, so it keeps working. Figures are not judged here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def test_image_build_benchmark_runs_and_reports_both_sides(tmp_path):
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
+        pytest.skip("no Docker Engine")
+    if not subprocess.run(["docker", "images", "-q", "velocity/base"], capture_output=True, text=True).stdout.strip():
+        pytest.skip("no velocity/base image (built by the base_image role)")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--only", "image_build"],
+        env={**os.environ, "VELOCITY_BENCH_OUT": str(tmp_path)}, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "image_build.json").read_text())
+    for side in ("empty", "ours", "docker_image", "docker_image_force"):
+        assert result["variants"][side]["seconds"]["median"] > 0
+    for side in ("ours", "docker_image", "docker_image_force"):
+        assert result["variants"][side]["changed"] and result["variants"][side]["requests"] > 0
+    assert result["sizes"]["ours"] > 0 and result["sizes"]["naive"] > 0
