@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -46,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -214,9 +214,6 @@ def playbooks(workdir: Path, url: str, cacert: str | None) -> dict[str, Path]:
         secrets: "{{{{ bench_mapping }}}}"
         env_file: "{workdir}/ours.env"
       register: ours
-    - name: stats (checked and reported by the benchmark)
-      ansible.builtin.debug:
-        msg: "BENCH_STATS {{{{ ours.stats.logins }}}} {{{{ ours.stats.requests }}}} {{{{ ours.stats.elapsed_ms }}}} {{{{ ours.env_names | length }}}}"
 """,
         "looped": f"""\
     - name: anchor module, looped
@@ -266,13 +263,14 @@ def check_san(cacert_dir: Path) -> None:
         raise RuntimeError(f"the TLS server's certificate has no SAN {TLS_NAME} (has {names})")
 
 
-def run_playbook(play: Path, vars_file: Path, hosts: Path | None) -> tuple[float, dict | None]:
-    """Wall seconds of one ansible-playbook run, and ours' stats when the play reports them."""
-    # The project's ansible.cfg minus its extra callbacks (profile_tasks, progress lines).
+def run_playbook(play: Path, vars_file: Path, hosts: Path | None) -> tuple[float, float, dict | None]:
+    """Wall seconds of one ansible-playbook run, the seconds its tasks took, and the first task's result."""
+    # The project's ansible.cfg minus its extra callbacks; the json callback gives each task's
+    # start and end, so the task time is read directly, not only as a difference of two noisy walls.
     cfg = play.parent / "ansible.cfg"
     if not cfg.exists():
         cfg.write_text("[defaults]\ncollections_path = %s\nhost_key_checking = False\nretry_files_enabled = False\n"
-                       "nocows = True\nstdout_callback = ansible.builtin.default\n" % (ROOT / "collections"))
+                       "nocows = True\nstdout_callback = ansible.posix.json\n" % (ROOT / "collections"))
     cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}",
            "-e", f"ansible_python_interpreter={sys.executable}"]
     if hosts:  # private mount namespace: only this playbook sees the name -> 10.203.0.2
@@ -285,11 +283,15 @@ def run_playbook(play: Path, vars_file: Path, hosts: Path | None) -> tuple[float
     elapsed = time.monotonic() - started
     if proc.returncode:
         raise RuntimeError(f"{play.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    m = re.search(r"BENCH_STATS (\d+) (\d+) ([\d.]+) (\d+)", proc.stdout)
-    stats = None
-    if m:
-        stats = {"logins": int(m[1]), "requests": int(m[2]), "elapsed_ms": float(m[3]), "names": int(m[4])}
-    return elapsed, stats
+    report, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{"):])
+    tasks = report["plays"][0]["tasks"]
+    task_s = sum((_ts(t["task"]["duration"]["end"]) - _ts(t["task"]["duration"]["start"])).total_seconds()
+                 for t in tasks)
+    return elapsed, task_s, (tasks[0]["hosts"]["localhost"] if tasks else None)
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def run_scenario(name: str, env: dict[str, str], args: argparse.Namespace, workdir: Path) -> dict:
@@ -322,16 +324,19 @@ def run_scenario(name: str, env: dict[str, str], args: argparse.Namespace, workd
             run_playbook(plays[side], vars_file, hosts)
         times: dict[str, list[float]] = {s: [] for s in SIDES}
         inside_ms: list[float] = []
+        task_times: dict[str, list[float]] = {s: [] for s in SIDES}
         for rep in range(args.reps):
             order = SIDES if rep % 2 == 0 else SIDES[::-1]
             for side in order:
-                elapsed, stats = run_playbook(plays[side], vars_file, hosts)
+                elapsed, task_s, res = run_playbook(plays[side], vars_file, hosts)
                 times[side].append(elapsed)
+                task_times[side].append(task_s)
                 if side == "ours":
-                    if not stats or stats["names"] != len(vault.paths) or stats["logins"] != 1:
-                        raise RuntimeError(f"ours did not deliver {len(vault.paths)} secrets with one login: {stats}")
-                    inside_ms.append(stats["elapsed_ms"])
-            print(f"{name} rep {rep + 1}/{args.reps}: " + ", ".join(f"{s} {times[s][-1]:.2f}s" for s in SIDES),
+                    if len(res.get("env_names", [])) != len(vault.paths) or res["stats"]["logins"] != 1:
+                        raise RuntimeError(f"ours did not deliver {len(vault.paths)} secrets with one login: {res}")
+                    inside_ms.append(res["stats"]["elapsed_ms"])
+            print(f"{name} rep {rep + 1}/{args.reps}: " + ", ".join(
+                f"{s} {times[s][-1]:.2f}s/{task_times[s][-1]:.3f}s" for s in SIDES),
                   file=sys.stderr, flush=True)
         counts = {}
         if not env.get("VAULT_CACERT"):  # plain http: count round trips through the relay
@@ -340,7 +345,7 @@ def run_scenario(name: str, env: dict[str, str], args: argparse.Namespace, workd
                 counted = playbooks(sdir, f"http://127.0.0.1:{relay.port}", None)
                 for side in SIDES[1:]:
                     relay.reset()
-                    run_playbook(counted[side], vars_file, None)[0]
+                    run_playbook(counted[side], vars_file, None)
                     counts[side] = relay.counts()
             finally:
                 relay.close()
@@ -354,7 +359,8 @@ def run_scenario(name: str, env: dict[str, str], args: argparse.Namespace, workd
         "tls": bool(env.get("VAULT_CACERT")),
         "delay_ms_each_way": args.delay_ms if name == "remote_tls" else 0,
         "wall_s": {s: summary(t) for s, t in times.items()},
-        "task_s": {s: summary([x - empty for x in t]) for s, t in times.items() if s != "empty"},
+        "wall_minus_empty_s": {s: summary([x - empty for x in t]) for s, t in times.items() if s != "empty"},
+        "task_s": {s: summary(t) for s, t in task_times.items() if s != "empty"},
         "round_trips": counts,
         "ours_inside_task_ms": summary(inside_ms),
     }
@@ -374,33 +380,35 @@ def render(r: dict) -> str:
         "## 2. Vault: fetch secrets with AppRole",
         "",
         f"{n} KV v2 secrets, AppRole login, ansible-playbook with a local connection, {r['settings']['reps']} "
-        "repetitions per side, interleaved (order reversed every other repetition). *Wall* is the whole "
-        "`ansible-playbook` run; *task* subtracts the median of an empty playbook. Round trips were counted in one "
-        "extra untimed run of each side through an HTTP-parsing relay in front of the dev server (OpenBao refuses "
-        "API-enabled audit devices); they do not depend on the network, and behind TLS each connection adds "
-        "a handshake.",
+        "repetitions per side, interleaved (order reversed every other repetition), after one unmeasured run of each. "
+        "*Wall* is the whole `ansible-playbook` run; *wall − empty* subtracts the median wall of a playbook without "
+        "tasks; *task* is the measured task's own start-to-end time from the `ansible.posix.json` callback (same "
+        "callback on every side), the least noisy figure. Round trips were counted in one extra untimed run of each "
+        "side through an HTTP-parsing relay in front of the dev server (OpenBao refuses API-enabled audit devices); "
+        "they do not depend on the network, and behind TLS each new connection adds a handshake.",
         "`loopback`: dev server over http on 127.0.0.1. `remote_tls`: the TLS dev server behind a network "
         "namespace with +10 ms round trip (userspace delay proxy, no netem on this kernel), certificate verified "
-        "against its CA on both sides.",
+        "against its CA on both sides (the clients reach 10.203.0.2 as localhost.localdomain, a SAN of "
+        "OpenBao's -dev-tls certificate, through a private /etc/hosts).",
     ]
     counted = next((s["round_trips"] for s in r["scenarios"].values() if s["round_trips"]), {})
     for name, s in r["scenarios"].items():
         out += ["", f"### {name} ({s['url']})", "",
-                "| side | wall s | task s | logins | HTTP requests | connections | task time vs ours |",
-                "|---|---|---|---|---|---|---|",
-                f"| empty playbook | {fmt(s['wall_s']['empty'], digits=2)} | – | – | – | – | – |"]
+                "| side | wall s | wall − empty s | task s | logins | HTTP requests | connections | task time vs ours |",
+                "|---|---|---|---|---|---|---|---|",
+                f"| empty playbook | {fmt(s['wall_s']['empty'], digits=2)} | – | – | – | – | – | – |"]
         ours = s["task_s"]["ours"]["median"]
         for side, label in LABELS.items():
             rt = counted.get(side, {"logins": "?", "requests": "?", "connections": "?"})
-            ratio = s["task_s"][side]["median"] / ours if ours > 0 else float("nan")
-            out.append(f"| {label} | {fmt(s['wall_s'][side], digits=2)} | {fmt(s['task_s'][side], digits=2)} | "
-                       f"{rt['logins']} | {rt['requests']} | {rt['connections']} | "
-                       f"{'1' if side == 'ours' else f'{ratio:.1f}×'} |")
+            ratio = s["task_s"][side]["median"] / ours
+            out.append(f"| {label} | {fmt(s['wall_s'][side], digits=2)} | {fmt(s['wall_minus_empty_s'][side], digits=2)} "
+                       f"| {fmt(s['task_s'][side], digits=3)} | {rt['logins']} | {rt['requests']} | "
+                       f"{rt['connections']} | {'1' if side == 'ours' else f'{ratio:.2f}×'} |")
         out += ["", f"Time inside our task (login + reads + env file, its own `stats.elapsed_ms`): "
-                f"{fmt(s['ours_inside_task_ms'], ' ms', 0)}; the rest of its task time is Ansible's."]
-    g = r["goals"]
-    out += ["", "Goals (issue 8), on task time:", ""]
-    out += [f"- {line}" for line in g["lines"]]
+                f"{fmt(s['ours_inside_task_ms'], ' ms', 0)}; the rest of its task time is Ansible's "
+                "(action plugin loading, argument validation, result handling)."]
+    out += ["", "Goals (issue 8), on task time (ratio = anchor ÷ ours):", ""]
+    out += [f"- {line}" for line in r["goals"]["lines"]]
     out += ["", r["note"]]
     return "\n".join(out)
 
@@ -408,28 +416,20 @@ def render(r: dict) -> str:
 def goals(scen: dict) -> dict:
     lines, met = [], {}
 
-    def ratio(sc: str, side: str) -> float:
+    def check(key: str, sc: str, side: str, goal: float, text: str) -> None:
+        if sc not in scen:
+            return
         t = scen[sc]["task_s"]
-        return t[side]["median"] / t["ours"]["median"]
+        x = t[side]["median"] / t["ours"]["median"]
+        met[key] = x >= goal
+        lines.append(f"{text}: {x:.2f}× — {'met' if x >= goal else 'NOT met'}")
 
-    if "loopback" in scen:
-        x = ratio("loopback", "looped")
-        met["10x_vs_looped_loopback"] = x >= 10
-        lines.append(f"≥10× faster than the looped module (loopback): {x:.1f}× — {'met' if x >= 10 else 'NOT met'}")
-    if "remote_tls" in scen:
-        x = ratio("remote_tls", "looped")
-        met["10x_vs_looped_remote"] = x >= 10
-        lines.append(f"≥10× faster than the looped module (remote TLS): {x:.1f}× — {'met' if x >= 10 else 'NOT met'}")
-        for side in ("lookups", "lookup_terms"):
-            x = ratio("remote_tls", side)
-            met[f"3x_vs_{side}_remote"] = x >= 3
-            lines.append(f"≥3× faster than {LABELS[side]} behind 10 ms RTT with TLS: {x:.1f}× — "
-                         f"{'met' if x >= 3 else 'NOT met'}")
-    if "loopback" in scen:
-        for side in ("lookups", "lookup_terms"):
-            x = ratio("loopback", side)
-            met[f"not_slower_than_{side}_loopback"] = x >= 1
-            lines.append(f"no slower than {LABELS[side]} on loopback: {x:.2f}× — {'met' if x >= 1 else 'NOT met'}")
+    check("10x_vs_looped_loopback", "loopback", "looped", 10, "≥10× faster than the looped module, loopback")
+    check("10x_vs_looped_remote", "remote_tls", "looped", 10, "≥10× faster than the looped module, remote TLS")
+    for side in ("lookups", "lookup_terms"):
+        check(f"3x_vs_{side}_remote", "remote_tls", side, 3, f"≥3× faster than {LABELS[side]}, 10 ms RTT + TLS")
+    for side in ("lookups", "lookup_terms"):
+        check(f"not_slower_than_{side}_loopback", "loopback", side, 1, f"no slower than {LABELS[side]}, loopback")
     return {"met": met, "lines": lines}
 
 
@@ -464,7 +464,7 @@ def main() -> int:
 
 
 def note(scen: dict) -> str:
-    """The honest sentence: where we lose, from the figures."""
+    """The honest sentences: where we lose, and why, from the figures."""
     parts = []
     for name, s in scen.items():
         t = s["task_s"]
@@ -472,6 +472,20 @@ def note(scen: dict) -> str:
                   if t[side]["median"] < t["ours"]["median"]]
         if losers:
             parts.append(f"On {name} ours is slower than {', '.join(losers)}.")
+    remote = scen.get("remote_tls")
+    if remote and remote["task_s"]["lookup_terms"]["median"] < 3 * remote["task_s"]["ours"]["median"]:
+        parts.append(
+            "The 3× goal holds against one lookup per secret (20 logins, 20 connections) but not against a single "
+            "lookup given every path: that already logs in once and reads over one kept-alive connection, so its "
+            "cost is one handshake plus N sequential round trips. Ours saves only the sequential reads (8 in "
+            "parallel) and spends a KV-mount check plus a TLS handshake per parallel connection; at 10 ms RTT and "
+            "20 secrets that is a gain of well under 3×, and part of our task time is Ansible's fixed action cost.")
+    loop = scen.get("loopback")
+    if loop and loop["task_s"]["lookup_terms"]["median"] < loop["task_s"]["ours"]["median"]:
+        parts.append(
+            "On loopback each round trip costs about a millisecond, so parallel reads gain nothing and our extra "
+            "work (argument-spec validation, the mount check, the thread pool, writing the 0600 env file) "
+            "is what remains.")
     return " ".join(parts) or "Ours was the fastest side in every scenario measured."
 
 
