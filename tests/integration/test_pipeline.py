@@ -48,7 +48,7 @@ def pipeline_runs(postgres, docker_engine, k8s_cluster):
     subprocess.run(["bash", str(ROOT / "scripts" / "vault-bootstrap.sh"), "dev", "--kubeconfig", str(k8s_cluster.kubeconfig)],
                    check=True, stdout=subprocess.DEVNULL)
     first = _run_site("-vvvv")
-    second = _run_site()
+    second = _run_site("--diff")  # on a failure the diff shows what moved
     return first, second
 
 
@@ -67,7 +67,8 @@ def test_second_run_changes_nothing(pipeline_runs):
     _, second = pipeline_runs
     assert second.returncode == 0, second.stdout[-5000:]
     recap = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", second.stdout)
-    assert recap and recap.group(1) == "0", second.stdout[-3000:]
+    changed_tasks = re.findall(r"TASK \[([^\]]+)\][^\n]*\n(?:[^\n]*\n)?changed:", second.stdout)
+    assert recap and recap.group(1) == "0", f"changed on the second run: {changed_tasks}"
 
 
 def test_no_secret_of_the_run_leaks_anywhere(pipeline_runs, k8s_cluster):
