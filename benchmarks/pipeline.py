@@ -2,7 +2,8 @@
 """Benchmark 5: playbooks/site.yml end to end (`scripts/in-venv scripts/run-pipeline`), cold and warm.
 
   cold: before the run, the built app image (velocity/app:0.1.0, the tag site.yml uses) is removed
-        (`docker rmi`; dangling build layers stay, so the rebuild hits the layer cache) and the SBOM
+        (`docker rmi`, which also drops the runtime stage's cached layers, so the rebuilt image has a new
+        ID and the deploy rolls the Deployment out again; the build stage's cache stays) and the SBOM
         and build-metadata artifacts under $VELOCITY_STATE_DIR/artifacts are deleted, so the image
         stage rebuilds, re-generates the SBOM and re-runs the smoke test. Nothing else is wiped:
         the base image, the wheelhouse, the Kubernetes binaries and the running services (Vault,
@@ -75,10 +76,12 @@ def render(r: dict) -> str:
         "",
         "`scripts/in-venv scripts/run-pipeline` (secrets → build → deploy → verify) on the local inventory and services, "
         f"{r['settings']['reps']} repetition(s) per variant, cold and warm alternating. "
-        "**Cold** = the app image `velocity/app:0.1.0` removed (`docker rmi`; Docker's layer cache kept) and the SBOM and "
+        "**Cold** = the app image `velocity/app:0.1.0` removed (`docker rmi`) and the SBOM and "
         "build-metadata artifacts deleted, so the image stage rebuilds the image, writes the SBOM and smoke-tests again; "
         "caches are kept (base image, wheelhouse, Kubernetes binaries), as are the running services, the Vault secrets and "
-        "the deployed objects (the rebuilt image is identical, so the deploy finds nothing to change). "
+        "the deployed objects. `docker rmi` also drops the runtime stage's cached layers (the build stage's stay), so "
+        "the rebuilt image gets a new ID and digest and the deploy stage rolls the Deployment out again (new digest "
+        "annotation on the pod template). "
         "**Warm** = the same command again, nothing changed. Loopback only.",
         "",
         "| variant | seconds, median (min–max) | changed tasks | per stage (median s) |",
@@ -87,7 +90,8 @@ def render(r: dict) -> str:
     for name in ("cold", "warm"):
         if name not in v:
             continue
-        stages = ", ".join(f"{k} {s:.1f}" for k, s in v[name]["stages"].items())
+        order = v[name].get("stage_order") or list(v[name]["stages"])
+        stages = ", ".join(f"{k} {v[name]['stages'][k]:.1f}" for k in order)
         lines.append(f"| {name} | {fmt(v[name]['seconds'], digits=1)} | {', '.join(map(str, v[name]['changed_tasks']))} | {stages} |")
     if "cold" in v and "warm" in v:
         lines += ["", f"Cold / warm = {v['cold']['seconds']['median'] / v['warm']['seconds']['median']:.1f}×. "
@@ -117,6 +121,7 @@ def main() -> int:
         variants[name] = {
             "seconds": summary([r["seconds"] for r in rs]),
             "changed_tasks": [r["changed_tasks"] for r in rs],
+            "stage_order": stage_names,
             "stages": {s: summary([r["stages"].get(s, 0.0) for r in rs])["median"] for s in stage_names},
         }
     result = {"benchmark": "pipeline", "machine": machine(), "settings": vars(args), "variants": variants,
