@@ -90,3 +90,14 @@ def test_gunicorn_records_render_as_the_same_json_shape():
     assert event["level"] == "error" and event["logger"] == "gunicorn.error.test"
     assert event["event"] == f"Worker failed to boot: {REDACTED}"
     assert {"timestamp", "service"} <= set(event)
+
+
+def test_request_events_follow_the_log_level(migrated, logs):
+    from velocity_app import create_app
+
+    app = create_app({**migrated, "LOG_LEVEL": "WARNING"}, log_stream=logs)
+    app.test_client().get("/healthz")
+    assert _request_events(logs) == []
+    app.extensions["velocity"].engine.dispose()
+    create_app({**migrated, "LOG_LEVEL": "INFO"}, log_stream=logs).test_client().get("/healthz")
+    assert len(_request_events(logs)) == 1

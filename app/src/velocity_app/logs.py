@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
@@ -74,6 +75,7 @@ class _Sink:
 # so reconfiguring updates loggers that cache_logger_on_first_use already built.
 _SINK = _Sink()
 _REDACTOR = Redactor()
+_STATE: dict[str, Any] = {"level": logging.INFO, "service": "velocity-app"}
 
 
 def _orjson_str(obj: Any, **_kw: Any) -> str:
@@ -123,6 +125,7 @@ def configure_logging(
     numeric = logging.getLevelName(level.upper())
     _SINK.target = stream if stream is not None else sys.stdout.buffer
     _REDACTOR.values = Redactor(secret_values).values
+    _STATE.update(level=numeric, service=service)
 
     structlog.configure(
         processors=[
@@ -159,6 +162,27 @@ class _TextOverBytes:
 
     def flush(self) -> None:
         self._out.flush()
+
+
+def emit_request_event(**fields: Any) -> None:
+    """Write the per-request `request` event.
+
+    It runs once per request, so it is rendered directly rather than through
+    structlog's generic chain: the same fields (request context, level, timestamp,
+    service), the same redaction and the same orjson renderer, at about two thirds
+    of the cost (benchmarks/logging_overhead.py measures what is left).
+    """
+    if _STATE["level"] > logging.INFO:
+        return
+    event = structlog.contextvars.get_contextvars()
+    event.update(fields)
+    event["event"] = "request"
+    event["level"] = "info"
+    event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    event.setdefault("service", _STATE["service"])
+    _REDACTOR(None, "info", event)
+    _SINK.write(orjson.dumps(event, default=str) + b"\n")
+    _SINK.flush()
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

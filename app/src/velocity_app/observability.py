@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from velocity_app.config import Settings
+from velocity_app.logs import emit_request_event
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -46,7 +47,6 @@ class Metrics:
 
 def instrument(app: Flask, settings: Settings, metrics: Metrics, tracer: Any = None) -> None:
     """Bind request context, then log and measure each request once it is answered."""
-    log = structlog.get_logger("velocity_app.request")
 
     @app.before_request
     def _start() -> None:
@@ -75,8 +75,7 @@ def instrument(app: Flask, settings: Settings, metrics: Metrics, tracer: Any = N
         metrics.latency.labels(endpoint, request.method).observe(elapsed)
         response.headers[REQUEST_ID_HEADER] = g.request_id
         if settings.log_requests:
-            log.info(
-                "request",
+            emit_request_event(
                 status=response.status_code,
                 duration_ms=round(elapsed * 1000, 3),
                 remote_addr=request.remote_addr,
