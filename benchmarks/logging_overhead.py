@@ -125,7 +125,16 @@ def render(r: dict) -> str:
         "",
         f"Overhead of logging: CPU per request **{o['cpu_per_request']:+.1f}%**, throughput {o['throughput']:+.1f}%, "
         f"p50 {o['p50']:+.1f}%, p99 {o['p99']:+.1f}% (goal: under 2%; the sprint plan's alarm: 5%).",
+        (f"Best repetition of each side (noise only adds): CPU per request "
+         f"{r['overhead_pct_best']['cpu_per_request']:+.1f}%, throughput {r['overhead_pct_best']['throughput']:+.1f}%."
+         if "overhead_pct_best" in r else ""),
         f"Request log lines written during the run: {r['request_log_lines_written']}.",
+        "",
+        ("Goal met." if o["cpu_per_request"] < 2 else
+         "Goal not met. Each request writes one JSON line with one write system call (unbuffered, so nothing is "
+         "lost if a worker dies); rendering it is done directly with orjson rather than through structlog's "
+         "generic chain. Buffering the writes would cut the remaining cost, at the price of losing the last lines "
+         "of a crashed worker: a trade-off we have not made."),
     ])
 
 
@@ -192,6 +201,13 @@ def main() -> int:
         "throughput": round((off["rps"]["median"] - on["rps"]["median"]) / off["rps"]["median"] * 100, 2),
         "p50": round((on["p50_ms"]["median"] - off["p50_ms"]["median"]) / off["p50_ms"]["median"] * 100, 2),
         "p99": round((on["p99_ms"]["median"] - off["p99_ms"]["median"]) / off["p99_ms"]["median"] * 100, 2),
+    }
+    # Noise on a shared 2-core machine only ever adds time, so the best repetition of
+    # each side is the other honest comparison.
+    result["overhead_pct_best"] = {
+        "cpu_per_request": round(
+            (on["cpu_us_per_request"]["min"] - off["cpu_us_per_request"]["min"]) / off["cpu_us_per_request"]["min"] * 100, 2),
+        "throughput": round((off["rps"]["max"] - on["rps"]["max"]) / off["rps"]["max"] * 100, 2),
     }
     path = write_result("logging_overhead", result)
     print(f"overhead: {result['overhead_pct']} -> {path}", file=sys.stderr)
