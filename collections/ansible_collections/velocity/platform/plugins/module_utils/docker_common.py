@@ -49,6 +49,17 @@ class EngineSettings:
         return cls(docker_host=host, api_timeout=int(params.get("api_timeout") or 300))
 
 
+def docker_module(argument_spec: dict[str, Any], **kwargs: Any):
+    """The AnsibleModule of a Docker module: its own options plus DOCKER_COMMON_ARGS, and a
+    clear failure when the Docker SDK is missing. Every Docker module starts here."""
+    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+    module = AnsibleModule(argument_spec=dict(argument_spec, **DOCKER_COMMON_ARGS), **kwargs)
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
+    return module
+
+
 def connect(settings: EngineSettings):
     """A DockerClient that answered a ping, or DockerModuleError saying how to start the engine."""
     if not HAS_DOCKER:

@@ -40,6 +40,18 @@ CONNECTION_OPTIONS = dict(
     ca_cert=dict(type="path", aliases=["ssl_ca_cert"]),
 )
 
+
+def k8s_module(argument_spec, **kwargs):
+    """The AnsibleModule of a Kubernetes module: its own options plus CONNECTION_OPTIONS, and a
+    clear failure when the kubernetes client is missing. Every Kubernetes module starts here."""
+    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+    module = AnsibleModule(argument_spec=dict(argument_spec, **CONNECTION_OPTIONS), **kwargs)
+    if not HAS_K8S:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(K8S_IMPORT_ERROR))
+    return module
+
+
 # Cause messages: 'conflict with "kubectl-edit"' (field in cause.field) or 'conflict with "m" using apps/v1: .spec.x'.
 _CONFLICT_RE = re.compile(r'conflict with "(?P<manager>[^"]+)"(?: using (?P<api>[^:]+))?(?: with subresource "[^"]*")?(?:: (?P<field>.+))?')
 

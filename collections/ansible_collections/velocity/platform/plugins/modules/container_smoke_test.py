@@ -146,15 +146,11 @@ duration_s:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
-    DOCKER_COMMON_ARGS,
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
     DockerModuleError,
     EngineSettings,
     connect,
+    docker_module,
 )
 from ansible_collections.velocity.platform.plugins.module_utils.smoke import (
     SmokeRequest,
@@ -165,8 +161,8 @@ from ansible_collections.velocity.platform.plugins.module_utils.smoke import (
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
+    module = docker_module(
+        dict(
             image=dict(type="str", required=True),
             env_file=dict(type="path"),
             env=dict(type="dict", default={}, no_log=True),
@@ -181,12 +177,9 @@ def main() -> None:
             tmpfs_size=dict(type="str", default="64m"),
             log_lines=dict(type="int", default=40),
             allow_error_logs=dict(type="bool", default=False),
-            **DOCKER_COMMON_ARGS,
         ),
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
     p = module.params
     try:
         env = parse_env_file(p["env_file"]) if p["env_file"] else {}

@@ -178,22 +178,18 @@ duration_s:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.velocity.platform.plugins.module_utils.docker_build import BuildRequest, build, current_digest
 from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
-    DOCKER_COMMON_ARGS,
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
     DockerModuleError,
     EngineSettings,
     connect,
+    docker_module,
 )
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
+    module = docker_module(
+        dict(
             path=dict(type="path", required=True),
             dockerfile=dict(type="str", default="Dockerfile"),
             name=dict(type="str", required=True),
@@ -206,12 +202,9 @@ def main() -> None:
             pull=dict(type="bool", default=False),
             nocache=dict(type="bool", default=False),
             force=dict(type="bool", default=False),
-            **DOCKER_COMMON_ARGS,
         ),
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
     p = module.params
     request = BuildRequest(
         context=p["path"], name=p["name"], tag=p["tag"], dockerfile=p["dockerfile"],

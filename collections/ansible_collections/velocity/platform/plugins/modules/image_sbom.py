@@ -108,33 +108,26 @@ reason:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
-    DOCKER_COMMON_ARGS,
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
     DockerModuleError,
     EngineSettings,
     connect,
+    docker_module,
 )
 from ansible_collections.velocity.platform.plugins.module_utils.sbom import generate
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
+    module = docker_module(
+        dict(
             image=dict(type="str", required=True),
             dest=dict(type="path", required=True),
             syft_path=dict(type="path"),
             timeout=dict(type="int", default=600),
             force=dict(type="bool", default=False),
-            **DOCKER_COMMON_ARGS,
         ),
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
     p = module.params
     try:
         client = connect(EngineSettings.from_params(p))

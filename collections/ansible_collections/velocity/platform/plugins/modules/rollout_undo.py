@@ -125,15 +125,12 @@ duration_s:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import (
-    CONNECTION_OPTIONS,
-    HAS_K8S,
-    K8S_IMPORT_ERROR,
     K8sApiError,
     K8sClient,
+    k8s_module,
 )
 from ansible_collections.velocity.platform.plugins.module_utils.k8s_rollout import (
     RolloutError,
@@ -163,10 +160,7 @@ def main():
         force=dict(type="bool", default=True),
         field_manager=dict(type="str", default="velocity"),
     )
-    argument_spec.update(CONNECTION_OPTIONS)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=to_text(K8S_IMPORT_ERROR))
+    module = k8s_module(argument_spec, supports_check_mode=True)
     params = module.params
     label = "Deployment %s/%s" % (params["namespace"], params["name"])
     started = time.monotonic()
