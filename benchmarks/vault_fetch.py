@@ -106,6 +106,12 @@ class BenchVault:
                 print(f"cleanup: {exc}", file=sys.stderr)
 
 
+def _shutdown(*socks: socket.socket) -> None:
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 class CountingRelay:
     """A plain-HTTP relay on 127.0.0.1 that counts connections and requests (by path) on their way to Vault.
 
@@ -147,9 +153,7 @@ class CountingRelay:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+            _shutdown(src, dst)
 
     def _requests(self, src: socket.socket, dst: socket.socket) -> None:
         buf, body_left = b"", 0
@@ -175,9 +179,7 @@ class CountingRelay:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+            _shutdown(src, dst)
 
     def counts(self) -> dict[str, int]:
         with self.lock:
