@@ -109,6 +109,7 @@ class Deployer:
         self.check_mode = check_mode
         self.want_diff = want_diff
         self.log = log or (lambda msg: None)
+        self.in_flight = None
         self.result = {
             "changed": False,
             "objects": [],
@@ -154,17 +155,20 @@ class Deployer:
                     "revision_after": None,
                 }
 
-        if run_hooks:
-            self.run_hook_phase(phases["PreSync"], "PreSync")
-        self.apply_waves(sync, predicted, live)
-        if run_hooks:
-            self.run_hook_phase(phases["PostSync"], "PostSync")
+        try:
+            if run_hooks:
+                self.run_hook_phase(phases["PreSync"], "PreSync")
+            self.apply_waves(sync, predicted, live)
+            if run_hooks:
+                self.run_hook_phase(phases["PostSync"], "PostSync")
 
-        for obj in sync:
-            if obj["kind"] == "Deployment" and self.wait:
-                current = self.client.get_obj(obj)
-                self.result["deployments"].setdefault(ref(obj), {"revision_before": None})["revision_after"] = \
-                    revision_of(current)
+            for obj in sync:
+                if obj["kind"] == "Deployment" and self.wait:
+                    current = self.client.get_obj(obj)
+                    self.result["deployments"].setdefault(ref(obj), {"revision_before": None})["revision_after"] = \
+                        revision_of(current)
+        except K8sApiError as exc:
+            raise DeployFailed(self.interrupted(exc, sync), self.result) from None
         self.result["timings"]["total_s"] = round(time.monotonic() - started, 3)
         return self.result
 
@@ -212,10 +216,9 @@ class Deployer:
             applied = []
             for obj in objs:
                 before = live[key(obj)]
-                try:
-                    after = self.client.apply(obj, force=self.force)
-                except K8sApiError as exc:
-                    raise DeployFailed("wave %s: %s" % (wave, exc.message), self.result) from None
+                self.in_flight = ref(obj)
+                after = self.client.apply(obj, force=self.force)  # a failure here is reported by run()
+                self.in_flight = None
                 changed = before is None or \
                     after["metadata"].get("resourceVersion") != before["metadata"].get("resourceVersion")
                 entry = by_key[key(obj)]
@@ -228,6 +231,35 @@ class Deployer:
                     if obj["kind"] in PREDICATES:
                         self.wait_workload(obj, live[key(obj)], wave)
         self.result["timings"]["apply_and_rollout_s"] = round(time.monotonic() - started, 3)
+
+    def interrupted(self, exc, sync):
+        """The API failed after the dry run passed: say exactly what was applied and what was not."""
+        applied = self.result["objects"]
+        done = set(entry["ref"] for entry in applied)
+        self.result["applied"] = [entry["ref"] for entry in applied]
+        self.result["not_applied"] = [ref(obj) for obj in sync if ref(obj) not in done]
+        self.result["in_flight"] = self.in_flight
+        self.result["failure"] = exc.message
+        cause = "the Kubernetes API stopped answering" if exc.unreachable else "the API server refused a change"
+        lines = ["deploy interrupted: %s (%s)." % (cause, exc.message)]
+        if applied:
+            lines.append("Applied (%d): %s." % (len(applied), ", ".join(
+                "%s [%s]" % (entry["ref"], entry["action"]) for entry in applied)))
+        else:
+            lines.append("No object was applied.")
+        if self.in_flight and exc.unreachable:
+            lines.append("%s was being applied when the connection failed: it may or may not have changed." %
+                         self.in_flight)
+        if self.result["not_applied"]:
+            lines.append("Not applied (%d): %s." % (len(self.result["not_applied"]),
+                                                   ", ".join(self.result["not_applied"])))
+        hooks = self.result["hooks"]
+        if hooks:
+            lines.append("Hooks: %s." % ", ".join("%s %s %s" % (h["phase"], h["ref"], h.get("result", "started"))
+                                                  for h in hooks))
+        lines.append("Nothing was rolled back. Server-side apply is idempotent: once the API answers, run the task "
+                     "again to apply the rest (applied objects stay as they are).")
+        return " ".join(lines)
 
     def wait_workload(self, obj, before, wave):
         label = "%s (wave %s)" % (ref(obj), wave)

@@ -59,13 +59,15 @@ _CONFLICT_RE = re.compile(r'conflict with "(?P<manager>[^"]+)"(?: using (?P<api>
 class K8sApiError(Exception):
     """An API call failed; `message` is ready for the operator."""
 
-    def __init__(self, message, status=None, reason=None, conflicts=None, causes=None):
+    def __init__(self, message, status=None, reason=None, conflicts=None, causes=None, unreachable=False):
         super(K8sApiError, self).__init__(message)
         self.message = message
         self.status = status
         self.reason = reason
         self.conflicts = conflicts or []
         self.causes = causes or []
+        # No HTTP answer at all (refused, reset, TLS, timeout): the API server is down or cut off.
+        self.unreachable = unreachable
 
 
 class ConnectionError_(Exception):
@@ -159,19 +161,25 @@ def build_api_client(kubeconfig=None, context=None, host=None, api_key=None, val
     return k8s_client_lib.ApiClient(configuration)
 
 
+REQUEST_TIMEOUT = 60
+
+
 class K8sClient:
     """Thin wrapper over DynamicClient: objects in and out as plain dicts."""
 
-    def __init__(self, api_client, field_manager=FIELD_MANAGER):
+    def __init__(self, api_client, field_manager=FIELD_MANAGER, request_timeout=REQUEST_TIMEOUT):
         self.api_client = api_client
         self.field_manager = field_manager
+        # Every call has a deadline: an API server that stops answering fails the task instead of hanging it.
+        self.request_timeout = request_timeout
         try:
             self.dynamic = DynamicClient(api_client, discoverer=LazyDiscoverer)
         except (ApiException, DynamicApiError) as exc:
             raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (
                 api_client.configuration.host, parse_status(exc)[0]), status=getattr(exc, "status", None)) from None
         except Exception as exc:  # urllib3 connection errors, TLS errors
-            raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (api_client.configuration.host, exc)) from None
+            raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (api_client.configuration.host, exc),
+                              unreachable=True) from None
         self._resources = {}
 
     @classmethod
@@ -198,30 +206,38 @@ class K8sClient:
                                   "apiVersion right?)" % (kind, api_version)) from None
             except (ApiException, DynamicApiError) as exc:
                 raise api_error(exc, "discovery", "%s %s" % (api_version, kind)) from None
+            except Exception as exc:  # connection refused, TLS, timeouts
+                raise self.unreachable("discovery of %s %s" % (api_version, kind), exc) from None
         return self._resources[cache_key]
+
+    def unreachable(self, what, exc):
+        return K8sApiError("%s failed: cannot reach the Kubernetes API at %s: %s" % (
+            what, self.api_client.configuration.host, exc), unreachable=True)
 
     def namespaced(self, obj):
         return self.resource(obj["apiVersion"], obj["kind"]).namespaced
 
     def _call(self, action, obj_ref, func, *args, **kwargs):
+        kwargs.setdefault("_request_timeout", self.request_timeout)
         try:
             result = func(*args, **kwargs)
         except (ApiException, DynamicApiError) as exc:
             raise api_error(exc, action, obj_ref) from None
         except Exception as exc:  # connection refused, TLS, timeouts
-            raise K8sApiError("%s: %s failed: %s" % (obj_ref, action, exc)) from None
+            raise self.unreachable("%s of %s" % (action, obj_ref), exc) from None
         return result.to_dict() if hasattr(result, "to_dict") else result
 
     def get(self, api_version, kind, name, namespace=None):
         res = self.resource(api_version, kind)
         try:
-            return self.dynamic.get(res, name=name, namespace=namespace).to_dict()
+            return self.dynamic.get(res, name=name, namespace=namespace,
+                                    _request_timeout=self.request_timeout).to_dict()
         except (ApiException, DynamicApiError) as exc:
             if getattr(exc, "status", None) == 404:
                 return None
             raise api_error(exc, "get", "%s %s/%s" % (kind, namespace or "", name)) from None
-        except Exception as exc:
-            raise K8sApiError("%s %s: get failed: %s" % (kind, name, exc)) from None
+        except Exception as exc:  # connection refused, TLS, timeouts
+            raise self.unreachable("get of %s %s/%s" % (kind, namespace or "", name), exc) from None
 
     def get_obj(self, obj):
         meta = obj["metadata"]
@@ -254,11 +270,14 @@ class K8sClient:
         res = self.resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         try:
-            self.dynamic.delete(res, name=meta["name"], namespace=meta.get("namespace"), propagation_policy=propagation)
+            self.dynamic.delete(res, name=meta["name"], namespace=meta.get("namespace"), propagation_policy=propagation,
+                                _request_timeout=self.request_timeout)
         except (ApiException, DynamicApiError) as exc:
             if getattr(exc, "status", None) == 404:
                 return False
             raise api_error(exc, "delete", ref(obj)) from None
+        except Exception as exc:  # connection refused, TLS, timeouts
+            raise self.unreachable("delete of %s" % ref(obj), exc) from None
         return True
 
     def json_patch(self, obj, patch):

@@ -235,8 +235,8 @@ class VaultClient:
         if status == 403 and authenticated:
             if self._token_is_invalid():
                 raise VaultTokenInvalid(
-                    "the Vault token was refused at %s: it is unknown, expired or revoked. Log in again "
-                    "(auth_method) or provide a fresh token" % self.connection.url
+                    "the Vault token was refused at %s (on '%s'): it is unknown, expired or revoked. Log in again "
+                    "(auth_method) or provide a fresh token" % (self.connection.url, path)
                 )
             raise VaultPermissionDenied(
                 "permission denied on '%s' at %s: the token's policies do not allow this path. Grant it in the "

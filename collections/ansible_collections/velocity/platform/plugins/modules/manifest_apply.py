@@ -36,6 +36,10 @@ description:
     this run changed is rolled back to the pod template of the revision that was live before, through server-side
     apply under the same field manager, and waited for. The failure reports the revision before, the failed revision
     and the revision after the rollback (the controller renumbers the restored template).
+  - B(Interrupted.) If the API server stops answering (or refuses a change) after validation passed, the module
+    fails saying which objects were applied (with their action), which one was in flight, which were not applied
+    and which hooks ran; nothing is rolled back then. Every API call has a 60 s deadline, so a hung API server
+    fails the task instead of hanging it. Run the task again once the API answers: applied objects stay unchanged.
   - B(Changed.) C(changed) is true only when the API server stored a new version of an object (its C(resourceVersion)
     moved) or a hook ran.
   - B(Secrets.) Values of Secret objects (C(data) and C(stringData), raw and decoded) are registered as no_log values,
@@ -189,6 +193,23 @@ rollback:
 failure:
   description: Why the rollout failed (progress deadline, timeout, failed hook) with the pods' reasons.
   returned: on a failed rollout
+  type: str
+applied:
+  description: Objects applied before the API server stopped answering or refused a change.
+  returned: when the deploy was interrupted after validation
+  type: list
+  elements: str
+  sample: [ConfigMap default/velocity-app-config]
+not_applied:
+  description: Objects of the input that were not applied because the deploy was interrupted.
+  returned: when the deploy was interrupted after validation
+  type: list
+  elements: str
+  sample: [Deployment default/velocity-app, Service default/velocity-app]
+in_flight:
+  description: The object whose apply request was under way when the deploy was interrupted (its state is unknown
+    when the connection failed), or V(null).
+  returned: when the deploy was interrupted after validation
   type: str
 validation_errors:
   description: Messages of every object the server-side dry run rejected.
