@@ -24,7 +24,7 @@ run: setup ## the main job: the whole pipeline on the embedded local default
 	$(IN_VENV) scripts/run-pipeline
 
 .PHONY: test
-test: setup lint sanity units pytest molecule ## every check: lint, sanity, ansible-test units, unit + integration tests, Molecule
+test: setup lint sanity units pytest molecule load-if-budget ## every check: lint, sanity, ansible-test units, unit + integration tests, Molecule, load
 	@echo "make test: all checks passed"
 
 .PHONY: lint
@@ -53,8 +53,16 @@ units: ## ansible-test units on the collection
 	scripts/ansible-test/run units
 
 .PHONY: pytest
-pytest: ## unit and integration tests against the real local services
-	$(IN_VENV) pytest $(PYTEST_ARGS)
+pytest: ## unit and integration tests against the real local services (all but the load suite)
+	$(IN_VENV) pytest -m "not load" $(PYTEST_ARGS)
+
+.PHONY: load
+load: ## the 60 s load test with dynamic DB lease renewal (tests/reliability/test_load.py)
+	VELOCITY_CI_STARTED= scripts/run-load-tests
+
+.PHONY: load-if-budget
+load-if-budget: ## the load suite, when .ci/run's time budget allows (else reported as NOT RUN)
+	scripts/run-load-tests
 
 .PHONY: molecule
 molecule: ## every Molecule scenario under molecule/ (SCENARIOS="a b" to choose)
