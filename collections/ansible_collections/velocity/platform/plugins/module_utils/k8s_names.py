@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, Velocity platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Kubernetes names, checked before any API call: one validator for every module.
+
+- An object name is a DNS-1123 subdomain: at most 253 characters, lowercase letters,
+  digits, '-' and '.', each dot-separated part starting and ending with a letter or digit.
+- A namespace (and the name of a Namespace object) is a DNS-1123 label: at most 63
+  characters, lowercase letters, digits and '-', starting and ending with a letter or digit.
+- RBAC objects (Role, ClusterRole and their bindings) are the exception the API server
+  makes: any name that is a valid path segment (no '/', no '%', not '.' or '..'),
+  for example C(system:aggregate-to-view).
+
+Each function returns None for a valid name, or a message that names the field, says
+what is wrong and suggests a valid spelling. Callers raise their own error type with it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+LABEL_MAX = 63
+SUBDOMAIN_MAX = 253
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL = re.compile(r"^%s$" % _LABEL)
+DNS1123_SUBDOMAIN = re.compile(r"^%s(\.%s)*$" % (_LABEL, _LABEL))
+# Kinds whose names the API server validates as path segments only.
+PATH_SEGMENT_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+
+def _type_name(value) -> str:
+    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (dict, "a mapping"), ((list, tuple), "a list")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else "a %s" % type(value).__name__
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 70 else text[:60] + "...' (%d characters)" % len(value)
+
+
+def suggest(value: str, label: bool = False) -> str:
+    """A valid spelling close to ``value`` (lowercase, '_' and spaces as '-')."""
+    limit = LABEL_MAX if label else SUBDOMAIN_MAX
+    text = re.sub(r"[_\s]+", "-", value.lower())
+    text = re.sub(r"[^-a-z0-9%s]" % ("" if label else "."), "", text)
+    if not label:
+        text = re.sub(r"\.{2,}", ".", text)
+        text = ".".join(part.strip("-") for part in text.split(".") if part.strip("-"))
+    text = text[:limit].strip("-.")
+    return text or "my-app"
+
+
+def name_problem(value, field: str, label: bool = False) -> Optional[str]:
+    """None when ``value`` is a valid object name (``label=False``) or namespace (``label=True``)."""
+    what = "namespace (DNS-1123 label)" if label else "object name (DNS-1123 subdomain)"
+    if not isinstance(value, str):
+        return "%s must be a string, a Kubernetes %s, not %s %s" % (field, what, _type_name(value), _shown(value))
+    if not value:
+        return "%s is empty: give a Kubernetes %s, for example 'my-app'" % (field, what)
+    limit = LABEL_MAX if label else SUBDOMAIN_MAX
+    pattern = DNS1123_LABEL if label else DNS1123_SUBDOMAIN
+    if len(value) <= limit and pattern.match(value):
+        return None
+    rule = ("at most %d characters: lowercase letters, digits and '-'%s, starting and ending with a letter or digit"
+            % (limit, "" if label else ", and '.' between parts"))
+    too_long = " is %d characters long and" % len(value) if len(value) > limit else ""
+    return "%s %s%s is not a valid Kubernetes %s: use %s (e.g. '%s')" % (
+        field, _shown(value), too_long, what, rule, suggest(value, label))
+
+
+def object_name_problem(kind, value, field: str) -> Optional[str]:
+    """The rule the API server applies to ``metadata.name`` of a ``kind``."""
+    if kind == "Namespace":
+        return name_problem(value, field, label=True)
+    if kind in PATH_SEGMENT_KINDS:
+        if not isinstance(value, str) or not value:
+            return "%s must be a non-empty string, not %s" % (field, _shown(value))
+        if value in (".", "..") or "/" in value or "%" in value:
+            return "%s %s is not a valid %s name: it must not be '.' or '..' nor contain '/' or '%%'" % (
+                field, _shown(value), kind)
+        return None
+    return name_problem(value, field)
