@@ -18,7 +18,9 @@ from ansible_collections.velocity.platform.plugins.module_utils.vault_client imp
 from ansible_collections.velocity.platform.plugins.module_utils.vault_kv import SecretRef, parse_refs
 from velocity_app.config import ConfigError, load_settings
 
-SEGMENT = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=12)
+# "." and ".." are refused as KV path segments (no traversal), so a valid reference never has them.
+SEGMENT = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=12).filter(
+    lambda s: s not in (".", ".."))
 ENV = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)
 
 

@@ -12,13 +12,37 @@ For any other connection the module runs on the target as usual.
 from __future__ import annotations
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.velocity.platform.plugins.module_utils.vault_module import raw_type_problem
 from ansible_collections.velocity.platform.plugins.module_utils.vault_tasks import (
     SECRETS_ARGUMENT_SPEC,
     SECRETS_REQUIRED_BY,
     run_secrets,
 )
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _leaves(item)
+    elif value not in (None, ""):
+        yield str(value)
+
+
+def secret_args(args):
+    """The values given to no_log options (token, secret_id, jwt...), whatever their type."""
+    values = set()
+    for name, spec in SECRETS_ARGUMENT_SPEC.items():
+        if spec.get("no_log"):
+            for key in [name, *list(spec.get("aliases") or [])]:
+                values.update(_leaves(args.get(key)))
+    return values
 
 
 class ActionModule(ActionBase):
@@ -31,10 +55,21 @@ class ActionModule(ActionBase):
             result.update(self._execute_module(module_name="velocity.platform.vault_secrets",
                                                module_args=self._task.args, task_vars=task_vars))
             return result
+        problem = raw_type_problem(SECRETS_ARGUMENT_SPEC, self._task.args)
+        if problem:
+            result.update(failed=True, msg=problem)
+            return result
         validator = ArgumentSpecValidator(SECRETS_ARGUMENT_SPEC, required_by=SECRETS_REQUIRED_BY)
         validated = validator.validate(self._task.args)
         if validated.error_messages:
-            result.update(failed=True, msg="; ".join(validated.error_messages))
+            messages = []
+            for error in validated.errors.errors:
+                if isinstance(error, UnsupportedError):  # worded as AnsibleModule words it
+                    messages.append("Unsupported parameters for (%s) module: %s" % (self._task.action, error.msg))
+                else:
+                    messages.append(error.msg)
+            # Validation messages may quote a value; never one given to a no_log option.
+            result.update(failed=True, msg=remove_values("; ".join(messages), secret_args(self._task.args)))
             return result
         outcome, _hidden = run_secrets(validated.validated_parameters, bool(self._task.check_mode),
                                        bool(self._task.diff))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -25,6 +26,9 @@ from ansible_collections.velocity.platform.plugins.module_utils.vault_client imp
     VaultRequestError,
 )
 from ansible_collections.velocity.platform.plugins.module_utils.vault_output import atomic_write
+
+# Vault's own pattern for role names (framework.GenericNameRegex).
+ROLE_NAME = re.compile(r"^\w(?:[\w.-]*\w)?$")
 
 
 @dataclass
@@ -170,9 +174,23 @@ def ensure(client: VaultClient, mount: str, role: str, state_file: Optional[str]
     return lease, True, "issued"
 
 
+def check_role(field: str, role) -> None:
+    """A database role name, checked before any request: non-empty, one path segment."""
+    if not isinstance(role, str) or not role.strip():
+        raise VaultConfigError("%s is empty: give the database secrets engine role, e.g. velocity-app" % field)
+    if not ROLE_NAME.match(role):
+        raise VaultConfigError("%s %r is not a role name (letters, digits, '_', '-' and '.'; no '/' or whitespace): "
+                               "give the role only, e.g. velocity-app, and the engine's mount in mount" % (field, role))
+
+
+def check_url_template(field: str, template) -> None:
+    if not isinstance(template, str) or "{username}" not in template or "{password}" not in template:
+        raise VaultConfigError(
+            "%s must contain {username} and {password}, e.g. postgresql://{username}:{password}@db:5432/app" % field)
+
+
 def render_url(template: str, lease: Lease) -> str:
     """Fill ``{username}``/``{password}`` (URL-encoded) into a template such as a DATABASE_URL."""
-    if "{username}" not in template or "{password}" not in template:
-        raise VaultConfigError("url_template must contain {username} and {password}")
+    check_url_template("url_template", template)
     return template.replace("{username}", quote(lease.username, safe="")).replace(
         "{password}", quote(lease.password, safe=""))

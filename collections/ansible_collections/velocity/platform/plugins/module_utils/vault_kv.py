@@ -23,7 +23,20 @@ from ansible_collections.velocity.platform.plugins.module_utils.vault_client imp
 )
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-REF = re.compile(r"^(?P<path>[^#@]+)#(?P<key>[^#@]+)(?:@(?P<version>[0-9]+))?$")
+# path#key or path#key@version: no whitespace, '#' or '@' inside the path or the key.
+REF = re.compile(r"^(?P<path>[^#@\s]+)#(?P<key>[^#@\s]+)(?:@(?P<version>[0-9]+))?$")
+REF_FORM = "'path#key' or 'path#key@version' (path relative to the KV mount, e.g. velocity/app#secret_key)"
+
+
+def type_name(value) -> str:
+    """'a number', 'a list'...: what the operator wrote, not Python's (or Ansible's tagged) class name."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (dict, "a mapping"),
+                       ((list, tuple, set), "a list")):
+        if isinstance(value, kind):
+            return name
+    return "a %s" % type(value).__name__
 
 
 @dataclass(frozen=True)
@@ -35,19 +48,38 @@ class SecretRef:
 
     @classmethod
     def parse(cls, env: str, ref: str) -> "SecretRef":
-        if not ENV_NAME.match(env or ""):
+        if not isinstance(env, str) or not ENV_NAME.match(env):
             raise VaultConfigError(
-                "secrets: '%s' is not a valid environment variable name (letters, digits, underscore; no leading digit)" % env
+                "secrets: %r is not a valid environment variable name (letters, digits, underscore; no leading digit)" % (env,)
             )
-        match = REF.match(str(ref).strip()) if isinstance(ref, str) else None
+        if not isinstance(ref, str):
+            raise VaultConfigError("secrets.%s: reference %r is not of the form %s: it is %s, not a string"
+                                   % (env, ref, REF_FORM, type_name(ref)))
+        match = REF.match(ref.strip())
         if not match:
+            if not ref.strip():
+                why = "is empty"
+            elif any(c.isspace() for c in ref.strip()):
+                why = "contains whitespace"
+            elif ref.count("#") != 1:
+                why = "needs exactly one '#' between the path and the key"
+            elif ref.strip().startswith("#"):
+                why = "has an empty path before '#'"
+            elif ref.strip().endswith("#") or ref.strip().partition("#")[2].startswith("@"):
+                why = "has an empty key after '#'"
+            elif "@" in ref.partition("#")[0]:
+                why = "has '@' in the path"
+            else:
+                why = "has a version that is not a number after '@'"
+            raise VaultConfigError("secrets.%s: reference %r is not of the form %s: it %s" % (env, ref, REF_FORM, why))
+        path = match.group("path").strip("/")
+        segments = path.split("/")
+        if not path or "" in segments or "." in segments or ".." in segments:
             raise VaultConfigError(
-                "secrets.%s: reference '%s' is not of the form 'path#key' or 'path#key@version' "
-                "(path relative to the KV mount, e.g. velocity/app#secret_key)" % (env, ref)
-            )
+                "secrets.%s: reference %r is not of the form %s: it has an empty path or an empty, '.' or '..' "
+                "path segment" % (env, ref, REF_FORM))
         version = match.group("version")
-        return cls(env=env, path=match.group("path").strip("/"), key=match.group("key"),
-                   version=int(version) if version else None)
+        return cls(env=env, path=path, key=match.group("key"), version=int(version) if version else None)
 
     def __str__(self) -> str:
         return "%s#%s%s" % (self.path, self.key, "@%d" % self.version if self.version else "")

@@ -4,7 +4,10 @@
 """The Ansible side shared by the vault_* modules: argument spec and error handling."""
 from __future__ import annotations
 
+from ansible.module_utils.common.validation import check_type_dict
+
 from ansible_collections.velocity.platform.plugins.module_utils.vault_client import VaultError
+from ansible_collections.velocity.platform.plugins.module_utils.vault_kv import type_name
 
 # Keys of the connection/auth options; the module argument specs start from this.
 VAULT_ARGUMENT_SPEC = dict(
@@ -27,6 +30,43 @@ VAULT_ARGUMENT_SPEC = dict(
     retries=dict(type="int", default=3),
     retry_backoff=dict(type="float", default=0.5),
 )
+
+
+def raw_type_problem(spec: dict, raw: dict) -> "str | None":
+    """What ansible-core would get wrong with these raw arguments, before it sees them.
+
+    - A list or a mapping given to a string option (token, role_id, url...) is silently turned
+      into its Python text and sent to Vault; refuse it instead, before any request.
+    - A mapping option with suboptions (database) given something that is neither a mapping nor
+      a JSON or key=value string makes ansible-core stop collecting the no_log values of *every*
+      option, so the result would show the token unmasked in ``invocation``, under a message
+      that does not name the option ("dictionary requested, could not parse JSON or key=value").
+    """
+    for name, option in spec.items():
+        for key in [name, *list(option.get("aliases") or [])]:
+            value = (raw or {}).get(key)
+            if value is None:
+                continue
+            if option.get("type") == "str" and isinstance(value, (list, tuple, dict)):
+                return "%s must be a string, not %s" % (key, type_name(value))
+            if option.get("type") == "dict" and option.get("options") and not isinstance(value, dict):
+                if isinstance(value, str):
+                    try:
+                        check_type_dict(value)
+                        continue
+                    except TypeError:
+                        pass
+                return "%s must be a mapping (%s), not %s" % (
+                    key, ", ".join(sorted(option["options"])),
+                    "a string that is neither JSON nor key=value" if isinstance(value, str) else type_name(value))
+    return None
+
+
+def raw_argument_spec(spec: dict) -> dict:
+    """The spec with every option 'raw' (no conversion, no suboptions) but its no_log and aliases kept:
+    enough for AnsibleModule to mask the secrets of arguments refused by raw_type_problem."""
+    return dict((name, dict(type="raw", no_log=bool(option.get("no_log")), aliases=list(option.get("aliases") or [])))
+                for name, option in spec.items())
 
 
 def vault_argument_spec(**extra) -> dict:

@@ -14,14 +14,13 @@ import base64
 import hashlib
 import json
 import os
-import re
 import shlex
 import tempfile
 from typing import Dict, Optional
 
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_names import name_problem
 from ansible_collections.velocity.platform.plugins.module_utils.vault_client import VaultConfigError
-
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+from ansible_collections.velocity.platform.plugins.module_utils.vault_kv import type_name
 
 
 def checksum(values: Dict[str, str]) -> str:
@@ -56,12 +55,35 @@ def render_env(values: Dict[str, str], fmt: str = "docker") -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _string_map(field: str, mapping: Optional[dict]) -> Dict[str, str]:
+    """Labels or annotations as Kubernetes wants them: string keys, scalar values as strings."""
+    out: Dict[str, str] = {}
+    for key, value in (mapping or {}).items():
+        if not isinstance(key, str) or not key:
+            raise VaultConfigError("%s: key %r must be a non-empty string" % (field, key))
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise VaultConfigError("%s.%s must be a string (quote numbers, e.g. '-1'), not %s"
+                                   % (field, key, type_name(value)))
+        out[key] = str(value)
+    return out
+
+
+def check_secret_meta(name: str, namespace: Optional[str] = None, labels: Optional[dict] = None,
+                      annotations: Optional[dict] = None) -> "tuple[Dict[str, str], Dict[str, str]]":
+    """Validate the Secret's metadata before anything is read or written; returns (labels, annotations)."""
+    problem = name_problem(name, "k8s_secret_name")
+    if problem is None and namespace:
+        problem = name_problem(namespace, "k8s_namespace", label=True)
+    if problem:
+        raise VaultConfigError(problem)
+    return _string_map("k8s_labels", labels), _string_map("k8s_annotations", annotations)
+
+
 def secret_manifest(values: Dict[str, str], name: str, namespace: Optional[str] = None,
                     labels: Optional[dict] = None, annotations: Optional[dict] = None) -> dict:
-    if not DNS_LABEL.match(name or "") or len(name) > 253:
-        raise VaultConfigError("k8s_secret_name '%s' is not a valid Kubernetes object name" % name)
-    meta = {"name": name, "labels": dict(labels or {}),
-            "annotations": dict(annotations or {}, **{"velocity.io/secret-checksum": checksum(values)})}
+    labels, annotations = check_secret_meta(name, namespace, labels, annotations)
+    meta = {"name": name, "labels": labels,
+            "annotations": dict(annotations, **{"velocity.io/secret-checksum": checksum(values)})}
     if namespace:
         meta["namespace"] = namespace
     meta["labels"].setdefault("app.kubernetes.io/managed-by", "velocity.platform")

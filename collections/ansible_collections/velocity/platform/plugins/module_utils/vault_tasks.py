@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.velocity.platform.plugins.module_utils import vault_client, vault_db, vault_kv, vault_output
+from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_secret_file
 from ansible_collections.velocity.platform.plugins.module_utils.vault_auth import connect
 from ansible_collections.velocity.platform.plugins.module_utils.vault_module import vault_argument_spec
 
@@ -44,15 +45,54 @@ SECRETS_ARGUMENT_SPEC = vault_argument_spec(
 SECRETS_REQUIRED_BY = {"k8s_secret_file": "k8s_secret_name"}
 
 
+def validate(params: dict) -> list:
+    """Every check that needs no server, before any connection: returns the parsed references.
+
+    Bad input fails here, naming the option, so that nothing is read, issued or written.
+    """
+    if not params["secrets"] and not params["database"]:
+        raise vault_client.VaultConfigError(
+            "secrets is empty and database is not set: give secrets (ENV_NAME: 'path#key') and/or database")
+    refs = vault_kv.parse_refs(params["secrets"]) if params["secrets"] else []
+    db = params["database"]
+    if db:
+        vault_db.check_role("database.role", db["role"])
+        vault_db.check_url_template("database.url_template", db["url_template"])
+        if not isinstance(db["env"], str) or not vault_kv.ENV_NAME.match(db["env"]):
+            raise vault_client.VaultConfigError(
+                "database.env %r is not a valid environment variable name (letters, digits, underscore; "
+                "no leading digit), e.g. DATABASE_URL" % (db["env"],))
+        if db["env"] in (params["secrets"] or {}):
+            raise vault_client.VaultConfigError(
+                "database.env %s is also a key of secrets; use one or the other" % db["env"])
+        if db["min_ttl"] < 0:
+            raise vault_client.VaultConfigError("database.min_ttl must be 0 or more seconds, not %d" % db["min_ttl"])
+    if params["max_workers"] < 1:
+        raise vault_client.VaultConfigError("max_workers must be 1 or more, not %d" % params["max_workers"])
+    if params["k8s_secret_file"] and not params["k8s_secret_name"]:
+        raise vault_client.VaultConfigError(
+            "k8s_secret_name is empty but k8s_secret_file is set: name the Secret (e.g. velocity-app-env) or drop "
+            "k8s_secret_file")
+    if params["k8s_secret_name"]:
+        vault_output.check_secret_meta(params["k8s_secret_name"], params["k8s_namespace"], params["k8s_labels"],
+                                       params.get("k8s_annotations"))
+    try:
+        for field, path in (("env_file", params["env_file"]), ("k8s_secret_file", params["k8s_secret_file"]),
+                            ("database.lease_state_file", (db or {}).get("lease_state_file"))):
+            if path:
+                check_secret_file(field, path)
+    except PathRefused as exc:
+        raise vault_client.VaultConfigError(str(exc)) from None
+    return refs
+
+
 def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "tuple[dict, set]":
     hidden: set = set()
-    if not params["secrets"] and not params["database"]:
-        return dict(failed=True, changed=False, msg="give 'secrets' (ENV_NAME: path#key) and/or 'database'"), hidden
     started = time.monotonic()
     result: dict = dict(changed=False)
     client = None
     try:
-        refs = vault_kv.parse_refs(params["secrets"]) if params["secrets"] else []
+        refs = validate(params)
         client = connect(params)
         values, versions = {}, {}
         if refs:
@@ -62,9 +102,6 @@ def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "
         pending_db = False
         if params["database"]:
             db = params["database"]
-            if db["env"] in values:
-                raise vault_client.VaultConfigError(
-                    "database.env %s is also a key of secrets; use one or the other" % db["env"])
             lease, issued, how = vault_db.ensure(client, db["mount"], db["role"], db["lease_state_file"],
                                                  db["min_ttl"], db["reuse"], check_mode)
             result["changed"] = issued

@@ -21,6 +21,8 @@ description:
   - The password is returned only with O(return_values=true); otherwise the result has the lease and the
     username. The state file is written atomically with mode 0600 and holds the credentials.
   - In check mode nothing is issued, renewed or revoked; C(changed) says what would happen.
+  - Bad input (a wrong type, an empty or malformed O(role), a negative TTL, a O(lease_state_file) inside a Git
+    working tree) fails the task, naming the option, before Vault is contacted.
 author:
   - Velocity platform team (@velocity)
 extends_documentation_fragment:
@@ -37,10 +39,16 @@ options:
     type: str
     default: database
   role:
-    description: Database role whose credentials are issued. Required with O(state=present).
+    description:
+      - Database role whose credentials are issued. Required with O(state=present).
+      - The role name only (no C(/), no whitespace); the engine's mount goes in O(mount).
     type: str
   lease_state_file:
-    description: File (0600) remembering the current lease, for reuse, renewal and revocation.
+    description:
+      - File (0600) remembering the current lease, for reuse, renewal and revocation.
+      - It holds the password, so with O(state=present) or O(state=renewed) it must not be inside a Git working
+        tree (a directory with C(.git) at or above it) unless C(git check-ignore) says the path is ignored;
+        otherwise the task fails before contacting Vault. Without git on the host such a path is refused.
     type: path
   lease_id:
     description: Lease to renew or revoke, instead of the one in O(lease_state_file).
@@ -113,11 +121,36 @@ credentials:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 from ansible_collections.velocity.platform.plugins.module_utils import vault_client, vault_db
+from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_secret_file
 from ansible_collections.velocity.platform.plugins.module_utils.vault_auth import connect
-from ansible_collections.velocity.platform.plugins.module_utils.vault_module import fail, vault_argument_spec
+from ansible_collections.velocity.platform.plugins.module_utils.vault_module import (
+    fail,
+    raw_argument_spec,
+    raw_type_problem,
+    vault_argument_spec,
+)
+
+
+def validate(p):
+    """Every check that needs no server: bad input fails here, before anything is issued or written."""
+    if p["state"] == "present":
+        vault_db.check_role("role", p["role"])
+    if not isinstance(p["mount"], str) or not p["mount"].strip("/ "):
+        raise vault_client.VaultConfigError("mount is empty: give the database secrets engine's mount, e.g. database")
+    if p["state"] == "renewed" and not (p["lease_id"] or p["lease_state_file"]):
+        raise vault_client.VaultConfigError("state=renewed needs lease_id or a lease_state_file that holds a lease")
+    for field in ("min_ttl", "increment"):
+        if p[field] is not None and p[field] < 0:
+            raise vault_client.VaultConfigError("%s must be 0 or more seconds, not %d" % (field, p[field]))
+    if p["lease_state_file"] and p["state"] != "absent":
+        # The state file holds the password; state=absent only reads and removes it.
+        try:
+            check_secret_file("lease_state_file", p["lease_state_file"])
+        except PathRefused as exc:
+            raise vault_client.VaultConfigError(str(exc)) from None
 
 
 def _present(module, client, p, result):
@@ -168,19 +201,25 @@ def _absent(module, client, p, result):
 
 
 def main():
+    spec = vault_argument_spec(
+        state=dict(type="str", default="present", choices=["present", "renewed", "absent"]),
+        mount=dict(type="str", default="database"),
+        role=dict(type="str"),
+        lease_state_file=dict(type="path"),
+        lease_id=dict(type="str"),
+        revoke_prefix=dict(type="str"),
+        min_ttl=dict(type="int", default=600),
+        reuse=dict(type="bool", default=True),
+        increment=dict(type="int"),
+        return_values=dict(type="bool", default=False),
+    )
+    # A list given for the token or the role would be turned into its text and sent to Vault: refuse it first.
+    problem = raw_type_problem(spec, _load_params())
+    if problem:
+        module = AnsibleModule(argument_spec=raw_argument_spec(spec), supports_check_mode=True)
+        module.fail_json(msg=problem, exception="")
     module = AnsibleModule(
-        argument_spec=vault_argument_spec(
-            state=dict(type="str", default="present", choices=["present", "renewed", "absent"]),
-            mount=dict(type="str", default="database"),
-            role=dict(type="str"),
-            lease_state_file=dict(type="path"),
-            lease_id=dict(type="str"),
-            revoke_prefix=dict(type="str"),
-            min_ttl=dict(type="int", default=600),
-            reuse=dict(type="bool", default=True),
-            increment=dict(type="int"),
-            return_values=dict(type="bool", default=False),
-        ),
+        argument_spec=spec,
         required_if=[("state", "present", ["role"])],
         supports_check_mode=True,
     )
@@ -190,6 +229,7 @@ def main():
     result = dict(changed=False, how="none")
     client = None
     try:
+        validate(p)
         client = connect(p)
         handler = {"present": _present, "renewed": _renewed, "absent": _absent}[p["state"]]
         lease = handler(module, client, p, result)

@@ -35,6 +35,9 @@ options:
     description:
       - Mapping of environment variable name to a KV reference C(path#key), optionally C(@version) to pin a KV v2 version.
       - A missing path or key fails the task, naming the variable, the path and the keys that exist (names only).
+      - The path and the key hold no whitespace, C(#) or C(@), and no empty, C(.) or C(..) path segment. A malformed
+        reference, an invalid variable name, or an empty mapping without O(database), fails the task before Vault
+        is contacted.
     type: dict
     default: {}
   kv_mount:
@@ -77,6 +80,7 @@ options:
       lease_state_file:
         description:
           - File (0600) that remembers the lease so that a later run reuses it. Without it, every run issues new credentials.
+          - It holds the password; the same rule as for O(env_file) applies (not inside a Git working tree unless ignored).
         type: path
       min_ttl:
         description:
@@ -91,6 +95,10 @@ options:
   env_file:
     description:
       - File to write the variables to (mode 0600, atomic). Nothing is written when unset.
+      - Must not be inside a Git working tree (a directory with C(.git) at or above it), where a secret can be
+        committed, unless C(git check-ignore) says the path is ignored. Otherwise the task fails before contacting
+        Vault and writes nothing; without git on the host such a path is refused. Write it outside the tree, for
+        example under C(/run/velocity/), or add it to the tree's C(.gitignore).
     type: path
   env_file_format:
     description:
@@ -100,23 +108,30 @@ options:
     choices: [docker, shell]
     default: docker
   k8s_secret_name:
-    description: Name of the Kubernetes Secret; with O(k8s_secret_file) the manifest is written there.
+    description:
+      - Name of the Kubernetes Secret; with O(k8s_secret_file) the manifest is written there.
+      - A DNS-1123 subdomain (at most 253 lowercase letters, digits, C(-) and C(.)), checked before Vault is contacted.
     type: str
   k8s_namespace:
-    description: Namespace of the Kubernetes Secret.
+    description:
+      - Namespace of the Kubernetes Secret.
+      - A DNS-1123 label (at most 63 lowercase letters, digits and C(-)), checked before Vault is contacted.
     type: str
   k8s_labels:
-    description: Extra labels of the Kubernetes Secret.
+    description: Extra labels of the Kubernetes Secret. Values are strings (numbers and booleans are turned into strings).
     type: dict
     default: {}
   k8s_annotations:
     description:
       - Extra annotations of the Kubernetes Secret, for example C(argocd.argoproj.io/sync-wave) so that
         the Secret is applied before the workloads that read it. Never put a secret value here.
+      - Values are strings (numbers and booleans are turned into strings; a list or a mapping is refused).
     type: dict
     default: {}
   k8s_secret_file:
-    description: File (mode 0600, atomic) that receives the Secret manifest (JSON, which is also YAML).
+    description:
+      - File (mode 0600, atomic) that receives the Secret manifest (JSON, which is also YAML).
+      - The same rule as for O(env_file) applies (not inside a Git working tree unless ignored).
     type: path
   return_values:
     description:
@@ -204,9 +219,10 @@ k8s_secret:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 from ansible_collections.velocity.platform.plugins.module_utils import vault_client
+from ansible_collections.velocity.platform.plugins.module_utils.vault_module import raw_argument_spec, raw_type_problem
 from ansible_collections.velocity.platform.plugins.module_utils.vault_tasks import (
     SECRETS_ARGUMENT_SPEC,
     SECRETS_REQUIRED_BY,
@@ -215,6 +231,11 @@ from ansible_collections.velocity.platform.plugins.module_utils.vault_tasks impo
 
 
 def main():
+    # Arguments ansible-core would mangle (or read while leaving the token unmasked) are refused first.
+    problem = raw_type_problem(SECRETS_ARGUMENT_SPEC, _load_params())
+    if problem:
+        module = AnsibleModule(argument_spec=raw_argument_spec(SECRETS_ARGUMENT_SPEC), supports_check_mode=True)
+        module.fail_json(msg=problem, exception="")
     module = AnsibleModule(argument_spec=SECRETS_ARGUMENT_SPEC, required_by=SECRETS_REQUIRED_BY,
                            supports_check_mode=True)
     if not vault_client.HAS_REQUESTS:
