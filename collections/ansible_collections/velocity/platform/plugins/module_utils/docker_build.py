@@ -25,16 +25,30 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
+    TAG,
     DockerException,
     DockerModuleError,
     image_summary,
+    repository_problem,
 )
+from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_directory, check_inside
 
 DIGEST_LABEL = "dev.velocity.context-digest"
 DIGEST_SCHEME = "v1"
 # Build-argument names that look like secrets: their values would stay in the
 # image history (`docker history`) forever, so the module refuses them.
 SECRET_ARG = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY)", re.IGNORECASE)
+def scalar_map(field: str, mapping: dict[str, Any]) -> dict[str, str]:
+    """Build arguments or labels as the engine wants them: strings. A list or a mapping is a mistake, not a value."""
+    out = {}
+    for key, value in (mapping or {}).items():
+        if not isinstance(key, str) or not key.strip():
+            raise DockerModuleError(f"{field}: key {key!r} must be a non-empty string")
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise DockerModuleError(
+                f"{field}.{key} must be a string or a number, not {type(value).__name__}: give the value as one string")
+        out[key] = "" if value is None else str(value)
+    return out
 
 
 @dataclass
@@ -57,14 +71,32 @@ class BuildRequest:
         return f"{self.name}:{self.tag}"
 
     def validate(self) -> None:
-        if not os.path.isdir(self.context):
-            raise DockerModuleError(f"build context '{self.context}' (option path) is not a directory")
-        if not os.path.isfile(os.path.join(self.context, self.dockerfile)):
+        """Everything that needs no engine; called before connecting, so bad input fails first."""
+        try:
+            check_directory("path (the build context)", self.context)
+            # Docker reads the Dockerfile from the context it was sent, so it must be inside it.
+            dockerfile = check_inside("dockerfile", self.dockerfile, self.context, "the build context path")
+        except PathRefused as exc:
+            raise DockerModuleError(str(exc)) from None
+        if not os.path.isfile(dockerfile):
             raise DockerModuleError(
-                f"Dockerfile '{self.dockerfile}' not found in build context '{self.context}' (option dockerfile)"
+                f"dockerfile '{self.dockerfile}' not found in build context '{self.context}': give its path "
+                "relative to the option path (default Dockerfile)"
             )
-        if ":" in self.name.rsplit("/", 1)[-1] or "@" in self.name:
+        if isinstance(self.name, str) and (":" in self.name.rsplit("/", 1)[-1] or "@" in self.name):
             raise DockerModuleError(f"name '{self.name}' must not carry a tag or digest: use the tag option")
+        problem = repository_problem(self.name)
+        if problem:
+            raise DockerModuleError(f"name {self.name!r} is not a valid image repository name: {problem}")
+        for option, tag in [("tag", self.tag)] + [("additional_tags", t) for t in self.additional_tags]:
+            repo, bare = _split_tag(tag, self.name) if option == "additional_tags" and isinstance(tag, str) else (self.name, tag)
+            if not isinstance(bare, str) or not TAG.match(bare):
+                raise DockerModuleError(
+                    f"{option} {tag!r} is not a valid tag: at most 128 letters, digits, '_', '.' and '-', not starting "
+                    "with '.' or '-' (e.g. 0.1.0)")
+            problem = repository_problem(repo)
+            if problem:
+                raise DockerModuleError(f"{option} {tag!r}: repository {repo!r} is not valid: {problem}")
         suspicious = sorted(k for k in self.build_args if SECRET_ARG.search(k))
         if suspicious:
             raise DockerModuleError(

@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Docker Engine connection shared by image_build, image_sbom and container_smoke_test."""
+"""Docker Engine connection and image-reference checks shared by image_build, image_sbom and container_smoke_test."""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,48 @@ DOCKER_COMMON_ARGS: dict[str, Any] = {
     "docker_host": {"type": "str", "aliases": ["docker_url"]},
     "api_timeout": {"type": "int", "default": 300},
 }
+
+
+# Docker's reference grammar (distribution/reference): lowercase path components, an optional registry
+# host (with a '.' or a ':port', or localhost) in front, and a tag of at most 128 word characters, '.' and '-'.
+_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_DOMAIN = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def repository_problem(name: Any) -> str | None:
+    """None for a valid repository name (without tag), else what is wrong with it."""
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        if not _DOMAIN.match(parts[0]):
+            return f"registry host '{parts[0]}' is not a host name with an optional :port"
+        parts = parts[1:]
+    for part in parts:
+        if not _COMPONENT.match(part):
+            return (f"component '{part}' must be lowercase letters and digits, separated by '.', '_', '__' or '-' "
+                    "(e.g. velocity/app)")
+    if len(name) > 255:
+        return "it is longer than 255 characters"
+    return None
+
+
+def reference_problem(ref: Any) -> str | None:
+    """None for an image reference a module can look up (name[:tag][@digest], or an image id), else what is wrong."""
+    if not isinstance(ref, str) or not ref.strip():
+        return "it is empty"
+    if re.match(r"^(sha256:)?[0-9a-f]{12,64}$", ref):
+        return None
+    name, at, digest = ref.partition("@")
+    if at and not re.match(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$", digest):
+        return f"digest '{digest}' is not algorithm:hex"
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, dummy, tag = name.rpartition(":")
+        if not TAG.match(tag):
+            return f"tag '{tag}' must be at most 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+    return repository_problem(name)
 
 
 class DockerModuleError(RuntimeError):

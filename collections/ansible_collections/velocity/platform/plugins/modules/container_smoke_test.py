@@ -40,7 +40,11 @@ options:
       - Must provide the app's required C(SECRET_KEY) and C(DATABASE_URL) unless O(env) does.
     type: path
   env:
-    description: More environment variables; override O(env_file). Treated as secret like the file.
+    description:
+      - More environment variables; override O(env_file). Treated as secret like the file.
+      - Values are strings or numbers; a list or a mapping fails the task, naming the variable (never its value).
+      - With neither O(env_file) nor O(env) giving a variable the task fails before the engine is contacted,
+        since the app cannot start without its configuration.
     type: dict
     default: {}
   network_mode:
@@ -146,11 +150,14 @@ duration_s:
   type: float
 """
 
+import re
+
 from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
     DockerModuleError,
     EngineSettings,
     connect,
     docker_module,
+    reference_problem,
 )
 from ansible_collections.velocity.platform.plugins.module_utils.smoke import (
     SmokeRequest,
@@ -181,11 +188,31 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    # Bad input fails here, before the engine is contacted. Messages name keys and lines, never values.
+    problem = reference_problem(p["image"])
+    if problem:
+        module.fail_json(msg="image %r is not a valid image reference (%s): give name:tag (e.g. velocity/app:0.1.0) "
+                             "or an image id to test" % (p["image"], problem))
+    for field in ("timeout", "ready_timeout", "health_interval"):
+        if p[field] <= 0:
+            module.fail_json(msg="%s must be a positive number of seconds, not %d" % (field, p[field]))
+    if not 0 <= p["port"] <= 65535:
+        module.fail_json(msg="port must be between 0 (pick a free one) and 65535, not %d" % p["port"])
     try:
         env = parse_env_file(p["env_file"]) if p["env_file"] else {}
     except DockerModuleError as exc:
         module.fail_json(msg=str(exc))
-    env.update({k: "" if v is None else str(v) for k, v in p["env"].items()})
+    for key, value in p["env"].items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            module.fail_json(msg="env: %r is not a valid environment variable name (letters, digits, underscore; "
+                                 "no leading digit)" % key)
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            module.fail_json(msg="env.%s must be a string or a number, not %s" % (key, type(value).__name__))
+        env[key] = "" if value is None else str(value)
+    if not env:
+        module.fail_json(msg="no environment for the app: env_file is %s and env is empty; give env_file (the "
+                             "secrets stage's env file) or env with at least SECRET_KEY and DATABASE_URL"
+                             % ("empty" if p["env_file"] else "not set"))
     # Ansible masks these wherever they would appear in the result.
     module.no_log_values.update(sensitive_values(env))
     if module.check_mode:

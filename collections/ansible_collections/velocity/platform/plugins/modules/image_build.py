@@ -27,15 +27,21 @@ author:
   - Velocity platform team (@velocity)
 options:
   path:
-    description: Build context directory (its C(.dockerignore) is honoured).
+    description:
+      - Build context directory (its C(.dockerignore) is honoured). It must be an existing directory.
     type: path
     required: true
   dockerfile:
-    description: Dockerfile path relative to O(path).
+    description:
+      - Dockerfile path relative to O(path) (or absolute).
+      - It must resolve, symlinks followed, inside O(path), because Docker reads it from the context it is
+        sent; a Dockerfile elsewhere (for example C(../Dockerfile)) fails the task before the engine is contacted.
     type: str
     default: Dockerfile
   name:
-    description: Repository name of the image, without tag, for example C(velocity/app).
+    description:
+      - Repository name of the image, without tag, for example C(velocity/app). Lowercase path components,
+        optionally after a registry host (C(registry.example.com:5000/velocity/app)).
     type: str
     required: true
   tag:
@@ -50,6 +56,7 @@ options:
   build_args:
     description:
       - Build-time variables (C(ARG)). Values become part of the image history, so never secrets.
+      - Values are strings or numbers; a list or a mapping fails the task, naming the argument.
       - The app image takes C(BASE_IMAGE), C(VERSION), C(REVISION), C(CREATED), C(SOURCE) (OCI labels).
     type: dict
     default: {}
@@ -178,7 +185,12 @@ duration_s:
   type: float
 """
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_build import BuildRequest, build, current_digest
+from ansible_collections.velocity.platform.plugins.module_utils.docker_build import (
+    BuildRequest,
+    build,
+    current_digest,
+    scalar_map,
+)
 from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
     DockerModuleError,
     EngineSettings,
@@ -206,14 +218,16 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    request = BuildRequest(
-        context=p["path"], name=p["name"], tag=p["tag"], dockerfile=p["dockerfile"],
-        build_args={k: "" if v is None else str(v) for k, v in p["build_args"].items()},
-        volatile_build_args=p["volatile_build_args"], target=p["target"],
-        labels={k: str(v) for k, v in p["labels"].items()}, additional_tags=p["additional_tags"],
-        pull=p["pull"], nocache=p["nocache"], force=p["force"],
-    )
     try:
+        request = BuildRequest(
+            context=p["path"], name=p["name"], tag=p["tag"], dockerfile=p["dockerfile"],
+            build_args=scalar_map("build_args", p["build_args"]),
+            volatile_build_args=p["volatile_build_args"], target=p["target"],
+            labels=scalar_map("labels", p["labels"]), additional_tags=p["additional_tags"],
+            pull=p["pull"], nocache=p["nocache"], force=p["force"],
+        )
+        # Bad input fails here, before the engine is contacted.
+        request.validate()
         client = connect(EngineSettings.from_params(p))
         before = current_digest(client, request.ref)
         result = build(client, request, check_mode=module.check_mode)

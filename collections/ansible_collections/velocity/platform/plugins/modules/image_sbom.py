@@ -29,7 +29,10 @@ options:
     type: str
     required: true
   dest:
-    description: Path of the SBOM file to write (parent directories are created).
+    description:
+      - Path of the SBOM file to write (atomically).
+      - Its directory must exist and O(dest) must not be a directory; otherwise the task fails before the engine
+        is contacted. Create the directory first (M(ansible.builtin.file) with C(state=directory)).
     type: path
     required: true
   syft_path:
@@ -113,7 +116,9 @@ from ansible_collections.velocity.platform.plugins.module_utils.docker_common im
     EngineSettings,
     connect,
     docker_module,
+    reference_problem,
 )
+from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_output_file
 from ansible_collections.velocity.platform.plugins.module_utils.sbom import generate
 
 
@@ -129,6 +134,17 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    # Bad input fails here, before the engine is contacted.
+    problem = reference_problem(p["image"])
+    if problem:
+        module.fail_json(msg="image %r is not a valid image reference (%s): give name:tag (e.g. velocity/app:0.1.0) "
+                             "or an image id to describe" % (p["image"], problem))
+    if p["timeout"] <= 0:
+        module.fail_json(msg="timeout must be a positive number of seconds, not %d" % p["timeout"])
+    try:
+        check_output_file("dest", p["dest"])
+    except PathRefused as exc:
+        module.fail_json(msg=str(exc))
     try:
         client = connect(EngineSettings.from_params(p))
         result = generate(client, p["image"], p["dest"], syft_path=p["syft_path"], force=p["force"],
