@@ -13,6 +13,8 @@ import copy
 import hashlib
 import json
 
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_names import name_problem, object_name_problem
+
 try:
     import yaml
 
@@ -67,6 +69,9 @@ def load_documents(text, source):
 
 
 def flatten(docs, source):
+    """The objects of ``docs`` (nested lists and List kinds flattened), each checked before any API call:
+    apiVersion and kind are strings, metadata a mapping, metadata.name a valid name for the kind
+    (DNS-1123 subdomain; a label for a Namespace) and metadata.namespace, when given, a DNS-1123 label."""
     out = []
     for index, doc in enumerate(docs):
         if doc is None:
@@ -74,16 +79,33 @@ def flatten(docs, source):
         if isinstance(doc, list):
             out.extend(flatten(doc, source))
             continue
+        where = "%s document %d" % (source, index + 1)
         if not isinstance(doc, dict):
-            raise ManifestError("%s document %d is a %s, not a Kubernetes object" % (source, index + 1, type(doc).__name__))
-        if doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list):
-            out.extend(flatten(doc["items"], source))
+            raise ManifestError("%s is a %s, not a Kubernetes object (a mapping with apiVersion, kind and metadata)"
+                                % (where, type(doc).__name__))
+        kind = doc.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
+            out.extend(flatten(doc["items"], "%s (%s)" % (where, kind)))
             continue
         for field in ("apiVersion", "kind"):
             if not doc.get(field):
-                raise ManifestError("%s document %d has no %s" % (source, index + 1, field))
-        if not (doc.get("metadata") or {}).get("name"):
-            raise ManifestError("%s document %d (%s) has no metadata.name" % (source, index + 1, doc["kind"]))
+                raise ManifestError("%s has no %s" % (where, field))
+            if not isinstance(doc[field], str):
+                raise ManifestError("%s: %s must be a string, not %s %r" % (where, field, type(doc[field]).__name__,
+                                                                             doc[field]))
+        meta = doc.get("metadata")
+        if not isinstance(meta, dict):
+            raise ManifestError("%s (%s) has %s: give metadata as a mapping with at least a name"
+                                % (where, kind, "no metadata" if meta is None else "metadata that is a %s, not a mapping"
+                                   % type(meta).__name__))
+        if not meta.get("name"):
+            raise ManifestError("%s (%s) has no metadata.name" % (where, kind))
+        problem = object_name_problem(kind, meta["name"], "metadata.name")
+        if problem is None and meta.get("namespace") is not None:
+            problem = name_problem(meta["namespace"], "metadata.namespace", label=True)
+        if problem:
+            shown = str(meta["name"]) if len(str(meta["name"])) <= 70 else "%s..." % str(meta["name"])[:20]
+            raise ManifestError("%s (%s %s): %s" % (where, kind, shown, problem))
         out.append(doc)
     return out
 

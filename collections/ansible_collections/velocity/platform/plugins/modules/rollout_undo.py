@@ -28,11 +28,15 @@ author:
   - Velocity platform team (@velocity)
 options:
   name:
-    description: Name of the Deployment.
+    description:
+      - Name of the Deployment, a DNS-1123 subdomain (at most 253 lowercase letters, digits, C(-) and C(.)).
+      - An invalid name fails the task before the API server is contacted.
     type: str
     required: true
   namespace:
-    description: Namespace of the Deployment.
+    description:
+      - Namespace of the Deployment, a DNS-1123 label (at most 63 lowercase letters, digits and C(-)).
+      - An invalid namespace fails the task before the API server is contacted.
     type: str
     default: default
   to_revision:
@@ -132,6 +136,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s_client impor
     K8sClient,
     k8s_module,
 )
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_names import name_problem
 from ansible_collections.velocity.platform.plugins.module_utils.k8s_rollout import (
     RolloutError,
     history,
@@ -162,6 +167,15 @@ def main():
     )
     module = k8s_module(argument_spec, supports_check_mode=True)
     params = module.params
+    # Bad input fails here, before the API server is contacted.
+    problem = name_problem(params["name"], "name") or name_problem(params["namespace"], "namespace", label=True)
+    if problem:
+        module.fail_json(msg=problem)
+    if params["to_revision"] < 0:
+        module.fail_json(msg="to_revision must be 0 (previous) or a revision number, not %s" % params["to_revision"])
+    for field in ("wait_timeout", "poll_interval"):
+        if params[field] <= 0:
+            module.fail_json(msg="%s must be a positive number of seconds, not %s" % (field, params[field]))
     label = "Deployment %s/%s" % (params["namespace"], params["name"])
     started = time.monotonic()
     client = None
@@ -171,8 +185,6 @@ def main():
         if deployment is None:
             module.fail_json(msg="%s does not exist" % label)
         before_rev = revision_of(deployment)
-        if params["to_revision"] < 0:
-            module.fail_json(msg="to_revision must be 0 (previous) or a revision number, not %s" % params["to_revision"])
         if module.check_mode:
             replicasets = owned_replicasets(client, deployment)
             target = pick_target(replicasets, deployment, params["to_revision"])
