@@ -33,7 +33,9 @@ options:
     required: true
   output_path:
     description:
-      - Where to write the report as JSON. Omit to only return it.
+      - Where to write the report as JSON (atomically). Omit to only return it.
+      - Its directory must exist and O(output_path) must not be a directory nor O(path); otherwise the task fails
+        before anything is read or written.
     type: path
   missing_ok:
     description:
@@ -132,6 +134,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.dora import (
     read_events,
     render_table,
 )
+from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_output_file
 
 
 def _write_atomically(path, text):
@@ -157,13 +160,32 @@ def main():
         supports_check_mode=True,
     )
     path = module.params["path"]
+    output = module.params["output_path"]
+    # Bad input fails here, before anything is read or written.
+    if not path:
+        module.fail_json(msg="path is empty: give the event sink, a file of JSON lines")
+    if output:
+        try:
+            check_output_file("output_path", output)
+        except PathRefused as exc:
+            module.fail_json(msg=to_native(exc))
+        if os.path.realpath(output) == os.path.realpath(path):
+            module.fail_json(msg="output_path %s is the event sink itself (path): write the report to another file"
+                                 % output)
+    if os.path.isdir(path):
+        module.fail_json(msg="path %s is a directory: give the event sink file (JSON lines), e.g. %s"
+                             % (path, os.path.join(path, "events.jsonl")))
     if not os.path.exists(path):
         if not module.params["missing_ok"]:
             module.fail_json(msg="path: the event sink %s does not exist; run a deploy first or set missing_ok=true" % path)
         lines = []
     else:
-        with open(path) as handle:
-            lines = handle.readlines()
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            module.fail_json(msg="path: cannot read the event sink %s as UTF-8 text (%s); give the JSON-lines file "
+                                 "the deploy and rollback roles append to" % (path, to_native(exc)))
     try:
         events = read_events(lines, source=path)
     except DoraError as exc:
@@ -171,13 +193,12 @@ def main():
     report = compute(events)
     result = dict(changed=False, report=report, table=render_table(report), events=len(events))
 
-    output = module.params["output_path"]
     if output:
         text = json.dumps(report, indent=2, sort_keys=True) + "\n"
         current = None
         if os.path.exists(output):
-            with open(output) as handle:
-                current = handle.read()
+            with open(output, "rb") as handle:
+                current = handle.read().decode("utf-8", "replace")
         if current != text:
             result["changed"] = True
             if not module.check_mode:
