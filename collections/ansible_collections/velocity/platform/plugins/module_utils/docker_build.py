@@ -38,6 +38,8 @@ DIGEST_SCHEME = "v1"
 # Build-argument names that look like secrets: their values would stay in the
 # image history (`docker history`) forever, so the module refuses them.
 SECRET_ARG = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY)", re.IGNORECASE)
+
+
 def scalar_map(field: str, mapping: dict[str, Any]) -> dict[str, str]:
     """Build arguments or labels as the engine wants them: strings. A list or a mapping is a mistake, not a value."""
     out = {}

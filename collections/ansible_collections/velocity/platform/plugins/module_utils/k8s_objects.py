@@ -91,8 +91,8 @@ def flatten(docs, source):
             if not doc.get(field):
                 raise ManifestError("%s has no %s" % (where, field))
             if not isinstance(doc[field], str):
-                raise ManifestError("%s: %s must be a string, not %s %r" % (where, field, type(doc[field]).__name__,
-                                                                             doc[field]))
+                raise ManifestError("%s: %s must be a string, not %s %r"
+                                    % (where, field, type(doc[field]).__name__, doc[field]))
         meta = doc.get("metadata")
         if not isinstance(meta, dict):
             raise ManifestError("%s (%s) has %s: give metadata as a mapping with at least a name"
