@@ -169,7 +169,7 @@ def test_vault_token_revoked_between_two_reads_leaves_the_outputs_as_they_were(t
     assert result.get("error") == "VaultTokenInvalid", result["msg"]
     assert "expired or revoked" in result["msg"] and "Log in again" in result["msg"]
     assert f"on 'secret/data/{second}'" in result["msg"]  # the read that met the revoked token
-    assert f"Nothing was written ({env_file}, {manifest} unchanged)" in result["msg"]
+    assert f"Not written: {env_file} and {manifest} left as they were." in result["msg"]
     assert env_file.read_text() == "OLD=1\n" and manifest.read_text() == '{"old": true}\n'
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".app")) == []
     for value in values.values():

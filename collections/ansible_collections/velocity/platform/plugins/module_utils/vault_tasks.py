@@ -148,7 +148,11 @@ def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "
         result["stats"] = dict(logins=client.login_count, requests=client.request_count,
                                elapsed_ms=int((time.monotonic() - started) * 1000))
     except vault_client.VaultError as exc:
-        result.update(failed=True, msg=str(exc), error=type(exc).__name__)
+        # Every read happens before the first write, so a Vault error leaves the outputs as they were.
+        untouched = [params[name] for name in ("env_file", "k8s_secret_file") if params.get(name)]
+        note = " Not written: %s left as %s." % (" and ".join(untouched), "they were" if len(untouched) > 1 else "it was") \
+            if untouched else ""
+        result.update(failed=True, msg=str(exc) + note, error=type(exc).__name__)
     except OSError as exc:
         result.update(failed=True, error="OSError",
                       msg="cannot write %s: %s (check the directory exists and is writable)"
