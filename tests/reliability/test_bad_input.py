@@ -33,10 +33,10 @@ keeps this table honest):
     image_build                      6               1      3           6          0        0          4     20
     image_sbom                       3               1      2           3          0        0          3     12
     container_smoke_test             8               1      3           2          0        0          2     16
-    manifest_apply                   8               1      5           3          0       12          0     29
+    manifest_apply                   8               1      5           3          0       14          0     31
     rollout_undo                     6               1      2           1          0        7          0     17
     dora_report                      1               1      1           6          0        0          0      9
-    total                           60              10     25          36         23       31          9    194
+    total                           60              10     25          36         23       33          9    196
 
 Plus the controls (not counted): the same modules with valid input do reach the closed port
 (so a bad-input pass really means "refused before the network"), and a secret file inside
@@ -375,6 +375,10 @@ for dns_name, meta, expect in [
     ("namespace_too_long", {"namespace": "n" * 64}, ["metadata.namespace", "64 characters long"]),
 ]:
     case(M, "dns1123", dns_name, ["definitions document 1 (ConfigMap", *expect], definitions=[cm(**meta)])
+case(M, "dns1123", "namespace_option_uppercase", ["namespace 'Velocity'", "DNS-1123 label", "e.g. 'velocity'"],
+     namespace="Velocity")
+case(M, "dns1123", "namespace_option_with_a_dot", ["namespace 'velocity.prod'", "DNS-1123 label"],
+     namespace="velocity.prod")
 case(M, "dns1123", "namespace_object_with_a_dot", ["(Namespace team.prod)", "DNS-1123 label"],
      definitions=[{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team.prod"}}])
 case(M, "dns1123", "second_item_of_a_list_kind", ["definitions document 1 (List) document 2 (ConfigMap Bad)"],

@@ -248,11 +248,11 @@ class Deployer:
         else:
             lines.append("No object was applied.")
         if self.in_flight and exc.unreachable:
-            lines.append("%s was being applied when the connection failed: it may or may not have changed." %
-                         self.in_flight)
+            lines.append("%s was being applied when the connection failed: it may or may not have changed."
+                         % self.in_flight)
         if self.result["not_applied"]:
-            lines.append("Not applied (%d): %s." % (len(self.result["not_applied"]),
-                                                   ", ".join(self.result["not_applied"])))
+            not_applied = self.result["not_applied"]
+            lines.append("Not applied (%d): %s." % (len(not_applied), ", ".join(not_applied)))
         hooks = self.result["hooks"]
         if hooks:
             lines.append("Hooks: %s." % ", ".join("%s %s %s" % (h["phase"], h["ref"], h.get("result", "started"))

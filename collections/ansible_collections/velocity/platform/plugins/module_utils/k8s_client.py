@@ -26,7 +26,16 @@ try:
 except ImportError as exc:  # pragma: no cover - reported by the module
     HAS_K8S = False
     K8S_IMPORT_ERROR = exc
-    DynamicApiError = ApiException = ResourceNotFoundError = Exception
+
+    # Stand-ins so the except clauses below stay distinct; the module fails before any call without the library.
+    class ApiException(Exception):  # pylint: disable=function-redefined
+        pass
+
+    class DynamicApiError(Exception):  # pylint: disable=function-redefined
+        pass
+
+    class ResourceNotFoundError(Exception):  # pylint: disable=function-redefined
+        pass
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects import ref
 

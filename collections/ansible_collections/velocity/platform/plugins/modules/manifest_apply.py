@@ -39,7 +39,7 @@ description:
   - B(Interrupted.) If the API server stops answering (or refuses a change) after validation passed, the module
     fails saying which objects were applied (with their action), which one was in flight, which were not applied
     and which hooks ran; nothing is rolled back then. Every API call has a 60 s deadline, so a hung API server
-    fails the task instead of hanging it. Run the task again once the API answers: applied objects stay unchanged.
+    fails the task instead of hanging it. Run the task again once the API answers; applied objects stay unchanged.
   - B(Changed.) C(changed) is true only when the API server stored a new version of an object (its C(resourceVersion)
     moved) or a hook ran.
   - B(Secrets.) Values of Secret objects (C(data) and C(stringData), raw and decoded) are registered as no_log values,
@@ -61,7 +61,10 @@ options:
         (multi-document allowed).
     type: raw
   namespace:
-    description: Namespace for namespaced objects that name none. Cluster-scoped objects never get one.
+    description:
+      - Namespace for namespaced objects that name none. Cluster-scoped objects never get one.
+      - Must be a DNS-1123 label (at most 63 characters, lowercase letters, digits and C(-)); checked before the
+        API server is contacted, like every object's C(metadata.name) and C(metadata.namespace).
     type: str
     default: default
   annotations:
@@ -239,6 +242,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s_client impor
     K8sClient,
     k8s_module,
 )
+from ansible_collections.velocity.platform.plugins.module_utils.k8s_names import name_problem
 from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects import (
     ManifestError,
     check_unique,
@@ -289,6 +293,9 @@ def main():
     )
     module = k8s_module(argument_spec, supports_check_mode=True)
     params = module.params
+    problem = name_problem(params["namespace"], "namespace", label=True)
+    if problem:
+        module.fail_json(msg=problem)
     try:
         objs = read_objects(module)
     except ManifestError as exc:
