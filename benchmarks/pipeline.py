@@ -34,6 +34,7 @@ FULL_ARGS = ["--reps", "2"]
 SMOKE_ARGS = ["--reps", "1", "--warm-only"]
 IMAGE = "velocity/app:0.1.0"
 STAGE = re.compile(r"^\[velocity\] stage (.+?)\s+(\S+) in ([\d.]+)s\s*$", re.M)
+CHANGED_TASK = re.compile(r"TASK \[([^\]]+)\][^\n]*\n(?:[^\n]*\n)?changed:")
 RECAP = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -66,7 +67,8 @@ def run_pipeline() -> dict:
     stages = {name.strip(): float(sec) for name, _status, sec in STAGE.findall(proc.stdout)}
     recap = RECAP.findall(proc.stdout)
     changed = sum(int(r[1]) for r in recap)
-    return {"seconds": elapsed, "stages": stages, "changed_tasks": changed}
+    return {"seconds": elapsed, "stages": stages, "changed_tasks": changed,
+            "changed_names": CHANGED_TASK.findall(proc.stdout)}
 
 
 def render(r: dict) -> str:
@@ -121,6 +123,7 @@ def main() -> int:
         variants[name] = {
             "seconds": summary([r["seconds"] for r in rs]),
             "changed_tasks": [r["changed_tasks"] for r in rs],
+            "changed_names": [r["changed_names"] for r in rs],
             "stage_order": stage_names,
             "stages": {s: summary([r["stages"].get(s, 0.0) for r in rs])["median"] for s in stage_names},
         }

@@ -132,13 +132,20 @@ def test_restart_keeps_secrets_and_comes_back_sealed_until_unsealed(unsealed_vau
     assert values == {"K": "still-here"}
 
 
-def test_tls_server_with_and_without_ca():
+def test_tls_server_with_and_without_ca(tmp_path):
     subprocess.run(["bash", str(VAULT_SH), "start", "tls"], check=True, capture_output=True)
     out = subprocess.run(["bash", str(VAULT_SH), "env", "tls"], check=True, capture_output=True, text=True).stdout
     env = dict(line.split("=", 1) for line in out.splitlines())
     token = open(env["VELOCITY_VAULT_TOKEN_FILE"]).read().strip()
     with pytest.raises(VaultUnreachable, match=r"TLS error .* Set ca_cert"):
         vault_auth.connect({"url": env["VAULT_ADDR"], "token": token, "retries": 0}, environ={}).lookup_self()
+    # A CA that did not sign the server's certificate: refused just the same, the token never sent in clear.
+    wrong_ca = tmp_path / "wrong-ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=wrong-ca",
+                    "-keyout", str(tmp_path / "wrong-ca.key"), "-out", str(wrong_ca)], check=True, capture_output=True)
+    with pytest.raises(VaultUnreachable, match=r"TLS error"):
+        vault_auth.connect({"url": env["VAULT_ADDR"], "token": token, "retries": 0, "ca_cert": str(wrong_ca)},
+                           environ={}).lookup_self()
     client = vault_auth.connect({"token": token}, environ={"VAULT_ADDR": env["VAULT_ADDR"],
                                                            "VAULT_CACERT": env["VAULT_CACERT"]})
     with client:

@@ -127,9 +127,15 @@ class WaitFailed(Exception):
         self.last = last
 
 
+FIRST_STEP = 0.25
+
+
 class Waiter:
     """Poll `fetch()` until PREDICATES[kind] says done (return it) or failed (raise WaitFailed);
-    raise WaitTimeout after `timeout` seconds of a monotonic clock."""
+    raise WaitTimeout after `timeout` seconds of a monotonic clock.
+
+    The pauses start at FIRST_STEP and grow by half each time up to `interval`, so a rollout that is
+    ready in a second is seen within a fraction of one, and a long one costs few reads."""
 
     def __init__(self, timeout=300, interval=1.0, clock=time.monotonic, sleep=time.sleep):
         self.timeout = timeout
@@ -141,6 +147,7 @@ class Waiter:
         predicate = PREDICATES[kind]
         deadline = self.clock() + self.timeout
         last_message = "not found"
+        step = min(self.interval, FIRST_STEP)
         while True:
             obj = fetch()
             if obj is not None:
@@ -150,9 +157,11 @@ class Waiter:
                     raise WaitFailed("%s: %s" % (label, status.message), obj)
                 if status.done:
                     return obj
-            if self.clock() >= deadline:
+            now = self.clock()
+            if now >= deadline:
                 raise WaitTimeout("%s: not ready after %ss (%s)" % (label, self.timeout, last_message), obj)
-            self.sleep(self.interval)
+            self.sleep(min(step, deadline - now))
+            step = min(self.interval, step * 1.5)
 
 
 class NoopWaiter(Waiter):

@@ -96,7 +96,9 @@ options:
     type: int
     default: 300
   poll_interval:
-    description: Seconds between two status reads while waiting.
+    description:
+      - Longest pause in seconds between two status reads while waiting.
+      - The first pauses are shorter (0.25 s, growing by half each time), so a quick rollout is seen at once.
     type: float
     default: 1.0
   run_hooks:

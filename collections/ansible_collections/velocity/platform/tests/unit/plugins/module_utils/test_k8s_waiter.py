@@ -76,7 +76,18 @@ def test_waiter_stops_at_the_first_failure_without_waiting_for_the_timeout():
     waiter = w.Waiter(timeout=600, interval=1, clock=clock, sleep=clock.sleep)
     with pytest.raises(w.WaitFailed):
         waiter.wait("Deployment", lambda: next(states), "Deployment ns/d")
-    assert clock.now == 1
+    assert clock.now == w.FIRST_STEP  # the second read, a quarter second after the first
+
+
+def test_waiter_pauses_grow_from_a_quarter_second_to_the_interval():
+    clock = FakeClock()
+    pauses = []
+    waiter = w.Waiter(timeout=10, interval=1, clock=clock,
+                      sleep=lambda s: (pauses.append(round(s, 4)), clock.sleep(s)))
+    with pytest.raises(w.WaitTimeout):
+        waiter.wait("Deployment", lambda: deployment(updated=1), "Deployment ns/d")
+    assert pauses[:5] == [0.25, 0.375, 0.5625, 0.8438, 1.0]
+    assert set(pauses[5:-1]) == {1.0} and clock.now == 10  # never sleeps past the deadline
 
 
 def test_noop_waiter_never_polls():
