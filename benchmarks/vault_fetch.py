@@ -33,23 +33,21 @@ policy velocity-bench, secret/bench/sNN) and is removed at the end.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, fmt, machine, summary, write_result
+from relay import Relay
 
 FULL_ARGS = ["--reps", "5", "--secrets", "20"]
 SMOKE_ARGS = ["--reps", "1", "--secrets", "3", "--no-warmup"]
@@ -106,13 +104,7 @@ class BenchVault:
                 print(f"cleanup: {exc}", file=sys.stderr)
 
 
-def _shutdown(*socks: socket.socket) -> None:
-    for sock in socks:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-class CountingRelay:
+class CountingRelay(Relay):
     """A plain-HTTP relay on 127.0.0.1 that counts connections and requests (by path) on their way to Vault.
 
     OpenBao refuses to enable audit devices through the API, and the shared dev
@@ -121,76 +113,23 @@ class CountingRelay:
     depend on latency or TLS; TLS adds its handshake per connection)."""
 
     def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.reset()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port, on_request=lambda method, path, headers: None)
 
     def reset(self) -> None:
         with self.lock:
             self.connections = 0
-            self.paths: list[str] = []
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self.lock:
-                self.connections += 1
-            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._copy, args=(upstream, client), daemon=True).start()
-
-    @staticmethod
-    def _copy(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _shutdown(src, dst)
-
-    def _requests(self, src: socket.socket, dst: socket.socket) -> None:
-        buf, body_left = b"", 0
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-                buf += data
-                while True:
-                    if body_left:
-                        taken = min(body_left, len(buf))
-                        buf, body_left = buf[taken:], body_left - taken
-                        if body_left:
-                            break
-                    head, sep, rest = buf.partition(b"\r\n\r\n")
-                    if not sep:
-                        break
-                    lines = head.decode("latin-1").split("\r\n")
-                    with self.lock:
-                        self.paths.append(lines[0].split(" ")[1].split("?")[0])
-                    length = [int(v) for k, _, v in (h.partition(":") for h in lines[1:])
-                              if k.strip().lower() == "content-length"]
-                    buf, body_left = rest, (length[0] if length else 0)
-        except OSError:
-            pass
-        finally:
-            _shutdown(src, dst)
+            self.requests = []
 
     def counts(self) -> dict[str, int]:
         with self.lock:
-            paths, conns = list(self.paths), self.connections
+            paths, conns = [path for _method, path in self.requests], self.connections
         logins = sum(p.startswith(f"/v1/auth/{AUTH_MOUNT}/login") for p in paths)
         reads = sum(p.startswith(f"/v1/{KV_MOUNT}/data/bench/") for p in paths)
         return {"logins": logins, "kv_reads": reads, "other": len(paths) - logins - reads, "requests": len(paths),
                 "connections": conns}
 
     def close(self) -> None:
-        self.sock.close()
+        self.cut()
 
 
 def auth_args(url: str, cacert: str | None, indent: int) -> str:

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .relay import Relay
+from benchmarks.relay import Relay
+
 from .run_module import run_module
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,8 @@
 """A TCP relay on 127.0.0.1 that a test can cut, or that can act on each HTTP request before it passes.
 
+Used by the reliability tests (tests/reliability/test_midrun.py) and, counting requests, by the Vault
+benchmark (CountingRelay in vault_fetch.py).
+
 Put it between a module and a real service (the Kubernetes API over TLS, Vault
 over plain HTTP) to make the service "go away" at a chosen moment without
 stopping the shared server: `cut()` closes every open connection and refuses
