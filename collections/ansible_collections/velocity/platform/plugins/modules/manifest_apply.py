@@ -196,8 +196,9 @@ rollback:
       state: Available
       duration_s: 1.03
 failure:
-  description: Why the rollout failed (progress deadline, timeout, failed hook) with the pods' reasons.
-  returned: on a failed rollout
+  description: Why the rollout failed (progress deadline, timeout, failed hook) with the pods' reasons, or the API
+    error that interrupted the deploy.
+  returned: on a failed rollout or an interrupted deploy
   type: str
 applied:
   description: Objects applied before the API server stopped answering or refused a change.
