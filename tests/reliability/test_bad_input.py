@@ -17,8 +17,8 @@ and asserts, each on its own test id:
 
 Most cases run the module file directly, as Ansible runs a new-style module
 (``python -m ansible_collections.velocity.platform.plugins.modules.<name>`` with
-``{"ANSIBLE_MODULE_ARGS": ...}`` on stdin), a few at a time in parallel since the
-Kubernetes client alone takes two seconds to import. vault_secrets, which runs in-process
+``{"ANSIBLE_MODULE_ARGS": ...}`` on stdin), a few at a time in parallel since each
+is a Python process that takes about half a second to start. vault_secrets, which runs in-process
 through its action plugin for local connections, also gets a batch of cases through
 ansible-playbook: ONE playbook with one task per case (ignore_errors, register) and one
 dump, so the action-plugin path costs a single ansible-playbook start.
@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / "collections"
 MODULES_PKG = "ansible_collections.velocity.platform.plugins.modules"
 AREAS = ("wrong_type", "unknown_option", "empty", "path_roots", "vault_ref", "dns1123", "image_ref")
-# Parallel module runs (each is a separate Python process; the Kubernetes modules spend ~2 s importing).
+# Parallel module runs (each is a separate Python process, about half a second to start).
 WORKERS = int(os.environ.get("BAD_INPUT_WORKERS", "3"))
 # What a failure looks like when the module did reach for a service.
 NETWORK = re.compile(r"unreachable|cannot reach|Connection refused|Max retries|NewConnectionError|Failed to establish",
@@ -554,24 +554,6 @@ def base_env(endpoints: dict) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
-def fast_imports(tmp_path_factory):
-    """PYTHONPATH entry that makes the optional ``kubernetes_validate`` unimportable in the module processes.
-
-    kubernetes.dynamic imports it when present (1.3 s of jsonschema) although no module of the
-    collection uses it: without it each Kubernetes module starts in 0.5 s instead of 2 s, and
-    bad input is refused before the client is used either way. BAD_INPUT_REAL_IMPORTS=1 keeps it.
-    The controls below always run with the real imports.
-    """
-    if os.environ.get("BAD_INPUT_REAL_IMPORTS") == "1":
-        return ""
-    shadow = tmp_path_factory.mktemp("shadow")
-    (shadow / "kubernetes_validate").mkdir()
-    (shadow / "kubernetes_validate" / "__init__.py").write_text(
-        'raise ImportError("kubernetes_validate is left out of the bad-input tests (startup time)")\n')
-    return str(shadow)
-
-
 def run_direct(module: str, args: dict, env: dict, cwd: Path) -> tuple[dict, str]:
     proc = subprocess.run([sys.executable, "-m", f"{MODULES_PKG}.{module}"],
                           input=json.dumps({"ANSIBLE_MODULE_ARGS": args}), capture_output=True, text=True,
@@ -584,13 +566,12 @@ def run_direct(module: str, args: dict, env: dict, cwd: Path) -> tuple[dict, str
     return result, output
 
 
-def run_case(c: Case, base: Path, endpoints: dict, shadow: str) -> Outcome:
+def run_case(c: Case, base: Path, endpoints: dict) -> Outcome:
     ws = base / c.id.replace("[", "_").replace("]", "_")
     make_workspace(ws)
     mapping = dict(endpoints, ws=str(ws))
     args = fill(dict(BASE[c.module], **c.args), mapping)
     env = base_env(endpoints)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [shadow, env["PYTHONPATH"]]))
     env.update(fill(c.env, mapping))
     before = snapshot(ws)
     result, output = run_direct(c.module, args, env, ws)
@@ -598,14 +579,14 @@ def run_case(c: Case, base: Path, endpoints: dict, shadow: str) -> Outcome:
 
 
 @pytest.fixture(scope="module")
-def direct_outcomes(request, tmp_path_factory, endpoints, fast_imports):
+def direct_outcomes(request, tmp_path_factory, endpoints):
     """Outcomes of the selected direct cases, run a few at a time (each in its own workspace)."""
     selected = {item.callspec.params["case"].id for item in request.session.items
                 if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)}
     todo = [c for c in DIRECT_CASES if c.id in selected]
     base = tmp_path_factory.mktemp("bad-input")
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        outcomes = list(pool.map(lambda c: run_case(c, base, endpoints, fast_imports), todo))
+        outcomes = list(pool.map(lambda c: run_case(c, base, endpoints), todo))
     return {c.id: o for c, o in zip(todo, outcomes, strict=True)}
 
 

@@ -12,7 +12,14 @@ __metaclass__ = type
 
 import json
 import re
+import sys
 
+# kubernetes.dynamic imports kubernetes_validate when it is installed, for DynamicClient.validate() only,
+# which this collection never calls; its jsonschema format checkers cost about a second per task to import.
+# Hide it while kubernetes loads (the library falls back as if it were absent), then unhide it.
+_HIDE_VALIDATE = "kubernetes_validate" not in sys.modules
+if _HIDE_VALIDATE:
+    sys.modules["kubernetes_validate"] = None
 try:
     from kubernetes import client as k8s_client_lib
     from kubernetes import config as k8s_config
@@ -36,6 +43,9 @@ except ImportError as exc:  # pragma: no cover - reported by the module
 
     class ResourceNotFoundError(Exception):  # pylint: disable=function-redefined
         pass
+finally:
+    if _HIDE_VALIDATE and sys.modules.get("kubernetes_validate", True) is None:
+        del sys.modules["kubernetes_validate"]
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects import ref
 
