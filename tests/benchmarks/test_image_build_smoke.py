@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .smoke import run_smoke
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
@@ -20,12 +17,7 @@ def test_image_build_benchmark_runs_and_reports_both_sides(tmp_path):
         pytest.skip("no Docker Engine")
     if not subprocess.run(["docker", "images", "-q", "velocity/base"], capture_output=True, text=True).stdout.strip():
         pytest.skip("no velocity/base image (built by the base_image role)")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--only", "image_build"],
-        env={**os.environ, "VELOCITY_BENCH_OUT": str(tmp_path)}, capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((tmp_path / "image_build.json").read_text())
+    result = run_smoke("image_build", tmp_path, timeout=900)
     for side in ("empty", "ours", "docker_image", "docker_image_force"):
         assert result["variants"][side]["seconds"]["median"] > 0
     for side in ("ours", "docker_image", "docker_image_force"):

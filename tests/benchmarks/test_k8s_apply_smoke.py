@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .smoke import run_smoke
+
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 
@@ -18,12 +16,7 @@ def test_k8s_apply_benchmark_runs_and_reports_both_sides(tmp_path):
     kubeconfig = Path(os.environ.get("KUBECONFIG", "/tmp/velocity/k8s/kubeconfig"))
     if not kubeconfig.exists():
         pytest.skip("no local Kubernetes control plane (hack/k8s/cluster.sh start)")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--only", "k8s_apply"],
-        env={**os.environ, "VELOCITY_BENCH_OUT": str(tmp_path)}, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((tmp_path / "k8s_apply.json").read_text())
+    result = run_smoke("k8s_apply", tmp_path, timeout=600)
     variants = result["paths"]["loopback"]["variants"]
     for side in ("empty", "ours", "k8s_loop", "k8s_src", "ours_undo", "ours_undo_nowait", "k8s_rollback"):
         assert variants[side]["seconds"]["median"] > 0

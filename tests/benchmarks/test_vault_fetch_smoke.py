@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from .smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.vault, pytest.mark.slow]
@@ -18,12 +18,7 @@ SIDES = ("ours", "looped", "lookups", "lookup_terms")
 def test_vault_fetch_benchmark_runs_and_reports_every_side(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("the remote path needs root (network namespaces)")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--only", "vault_fetch"],
-        env={**os.environ, "VELOCITY_BENCH_OUT": str(tmp_path)}, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((tmp_path / "vault_fetch.json").read_text())
+    result = run_smoke("vault_fetch", tmp_path, timeout=300)
     assert set(result["scenarios"]) == {"loopback", "remote_tls"}
     for scenario in result["scenarios"].values():
         assert scenario["wall_s"]["empty"]["median"] > 0

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.benchmarks.smoke import run_smoke
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 STATE = Path(os.environ.get("VELOCITY_STATE_DIR", "/tmp/velocity"))
@@ -50,12 +52,7 @@ def pipeline_runs(postgres, docker_engine, k8s_cluster, tmp_path_factory):
     first = _run_site("-vvvv")
     # The second run is the main job's own entry (scripts/run-pipeline) timed by the pipeline benchmark's
     # smoke mode, so one run checks idempotence and keeps benchmarks/pipeline.py working.
-    out = tmp_path_factory.mktemp("bench")
-    second = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--only", "pipeline"],
-                            cwd=ROOT, env={**os.environ, "VELOCITY_BENCH_OUT": str(out)}, capture_output=True,
-                            text=True, timeout=1800)
-    assert second.returncode == 0, second.stderr[-4000:]
-    return first, json.loads((out / "pipeline.json").read_text())
+    return first, run_smoke("pipeline", tmp_path_factory.mktemp("bench"), timeout=1800)
 
 
 def test_pipeline_runs_green_with_a_stage_line_each_and_a_summary(pipeline_runs):

@@ -34,6 +34,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.fixtures.docker import ansible_env
+
 from .run_module import ROOT, run_module
 
 pytestmark = [pytest.mark.load, pytest.mark.slow, pytest.mark.vault, pytest.mark.postgres, pytest.mark.docker]
@@ -101,11 +103,6 @@ class Client(threading.Thread):
         conn.close()
 
 
-def _ansible_env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")}
-
-
 def test_sustained_load_while_the_db_lease_is_renewed_then_expiry_cuts_the_app_off(tmp_path, vault, postgres,
                                                                                     app_image, docker_engine):
     out_dir = tmp_path / "secrets"
@@ -119,7 +116,7 @@ def test_sustained_load_while_the_db_lease_is_renewed_then_expiry_cuts_the_app_o
         "vault_secrets_output_dir": str(out_dir), "velocity_pg_port": postgres.port}))
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                            str(play), "-e", f"@{role_vars}", "-e", f"ansible_python_interpreter={sys.executable}"],
-                          cwd=ROOT, env=_ansible_env(), capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]
     env_file, lease_file = out_dir / "app.env", out_dir / "db-lease.json"
     env = _load_env(env_file)
