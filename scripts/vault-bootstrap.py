@@ -27,12 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.velocity.platform.plugins.module_utils import vault_kv  # noqa: E402
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (  # noqa: E402
+from ansible_collections.velocity.platform.plugins.module_utils.common.files import atomic_write  # noqa: E402
+from ansible_collections.velocity.platform.plugins.module_utils.vault import kv as vault_kv  # noqa: E402
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (  # noqa: E402
     VaultClient,
     VaultConnection,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.vault_output import atomic_write  # noqa: E402
 
 APP_PATH = "velocity/app"
 ROLE = "velocity-app"
@@ -274,7 +274,7 @@ class Bootstrap:
                 "required_claims": {"project": "velocity"}}
 
     def ensure_kubernetes(self, kubeconfig: str) -> dict:
-        from ansible_collections.velocity.platform.plugins.module_utils.vault_k8s import reviewer_setup
+        from vault_k8s import reviewer_setup  # scripts/, beside this file
 
         setup = reviewer_setup(kubeconfig, namespace=self.args.k8s_namespace,
                                service_account=self.args.k8s_service_account)

@@ -197,7 +197,7 @@ def test_sustained_load_while_the_db_lease_is_renewed_then_expiry_cuts_the_app_o
         short = renew(2)
         assert not short.get("failed"), short.get("msg")
         with vault.client() as c:
-            from ansible_collections.velocity.platform.plugins.module_utils import vault_db
+            from ansible_collections.velocity.platform.plugins.module_utils.vault import db as vault_db
 
             deadline = time.monotonic() + 30
             while vault_db.lookup(c, lease_id) is not None:

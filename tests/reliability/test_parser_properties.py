@@ -13,9 +13,9 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.velocity.platform.plugins.module_utils.dora import DoraError, read_events
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import VaultError
-from ansible_collections.velocity.platform.plugins.module_utils.vault_kv import SecretRef, parse_refs
+from ansible_collections.velocity.platform.plugins.module_utils.metrics.dora import DoraError, read_events
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultError
+from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import SecretRef, parse_refs
 from velocity_app.config import ConfigError, load_settings
 
 # "." and ".." are refused as KV path segments (no traversal), so a valid reference never has them.

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_apply import Deployer, DeployFailed, prepare
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import K8sClient
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.apply import Deployer, DeployFailed, prepare
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sClient
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

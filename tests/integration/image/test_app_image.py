@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils import sbom, smoke
+from ansible_collections.velocity.platform.plugins.module_utils.image import sbom, smoke
 from tests.fixtures.docker import ROOT, ansible_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_build import DIGEST_LABEL, BuildRequest, build
+from ansible_collections.velocity.platform.plugins.module_utils.image.build import DIGEST_LABEL, BuildRequest, build
 
 pytestmark = [pytest.mark.docker]
 
@@ -66,7 +66,7 @@ def test_additional_tags_are_added_once(docker_engine, context):
 def test_a_failing_build_reports_the_error_and_log_tail(docker_engine, context):
     ctx, name = context
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY missing.txt /\n")
-    from ansible_collections.velocity.platform.plugins.module_utils.docker_common import DockerModuleError
+    from ansible_collections.velocity.platform.plugins.module_utils.image.engine import DockerModuleError
 
     with pytest.raises(DockerModuleError) as exc:
         build(docker_engine, request(ctx, name))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils import vault_auth, vault_kv
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (
+from ansible_collections.velocity.platform.plugins.module_utils.vault import auth as vault_auth
+from ansible_collections.velocity.platform.plugins.module_utils.vault import kv as vault_kv
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
     VaultAuthError,
     VaultPermissionDenied,
 )
@@ -102,7 +103,7 @@ def kubeconfig(vault) -> str:
 
 @pytest.mark.k8s
 def test_kubernetes_auth_with_service_account_token(vault, kubeconfig, tmp_path):
-    from ansible_collections.velocity.platform.plugins.module_utils import vault_k8s
+    from scripts import vault_k8s
 
     token_file = tmp_path / "token"
     token_file.write_text(vault_k8s.service_account_token(kubeconfig, "velocity", "velocity-app", 600))
@@ -113,7 +114,7 @@ def test_kubernetes_auth_with_service_account_token(vault, kubeconfig, tmp_path)
 
 @pytest.mark.k8s
 def test_kubernetes_auth_refuses_other_service_accounts(vault, kubeconfig):
-    from ansible_collections.velocity.platform.plugins.module_utils import vault_k8s
+    from scripts import vault_k8s
 
     jwt = vault_k8s.service_account_token(kubeconfig, "velocity", vault_k8s.REVIEWER_SA, 600)
     with pytest.raises(VaultAuthError, match="service account name not authorized"):

@@ -57,7 +57,7 @@ def test_expired_remembered_lease_is_replaced(vault, playbook, tmp_path):
     second, _ = playbook.module("vault_db_credentials", _module_args(vault, tmp_path, min_ttl=10 ** 6))
     assert second["changed"] and second["how"] == "issued"
     assert second["lease"]["lease_id"] != first["lease"]["lease_id"]
-    from ansible_collections.velocity.platform.plugins.module_utils import vault_db
+    from ansible_collections.velocity.platform.plugins.module_utils.vault import db as vault_db
 
     with vault.client() as c:
         assert vault_db.lookup(c, first["lease"]["lease_id"]) is None  # the replaced lease was revoked

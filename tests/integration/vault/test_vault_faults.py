@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils import vault_auth, vault_kv
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (
+from ansible_collections.velocity.platform.plugins.module_utils.vault import auth as vault_auth
+from ansible_collections.velocity.platform.plugins.module_utils.vault import kv as vault_kv
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
     VaultKeyMissing,
     VaultKVVersionMismatch,
     VaultNotFound,

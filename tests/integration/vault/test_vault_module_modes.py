@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils import vault_auth, vault_kv
+from ansible_collections.velocity.platform.plugins.module_utils.vault import auth as vault_auth
+from ansible_collections.velocity.platform.plugins.module_utils.vault import kv as vault_kv
 
 pytestmark = [pytest.mark.vault, pytest.mark.postgres]
 

@@ -16,8 +16,8 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.velocity.platform.plugins.module_utils.vault_module import raw_type_problem
-from ansible_collections.velocity.platform.plugins.module_utils.vault_tasks import (
+from ansible_collections.velocity.platform.plugins.module_utils.vault.module import raw_type_problem
+from ansible_collections.velocity.platform.plugins.module_utils.vault.tasks import (
     SECRETS_ARGUMENT_SPEC,
     SECRETS_REQUIRED_BY,
     run_secrets,

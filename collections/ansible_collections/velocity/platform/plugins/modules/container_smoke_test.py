@@ -152,14 +152,14 @@ duration_s:
 
 import re
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
+from ansible_collections.velocity.platform.plugins.module_utils.image.engine import (
     DockerModuleError,
     EngineSettings,
     connect,
     docker_module,
     reference_problem,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.smoke import (
+from ansible_collections.velocity.platform.plugins.module_utils.image.smoke import (
     SmokeRequest,
     parse_env_file,
     run_smoke_test,

@@ -123,31 +123,18 @@ events:
 
 import json
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.velocity.platform.plugins.module_utils.dora import (
+from ansible_collections.velocity.platform.plugins.module_utils.common.files import atomic_write
+from ansible_collections.velocity.platform.plugins.module_utils.common.paths import PathRefused, check_output_file
+from ansible_collections.velocity.platform.plugins.module_utils.metrics.dora import (
     DoraError,
     compute,
     read_events,
     render_table,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_output_file
-
-
-def _write_atomically(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".dora-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main():
@@ -203,7 +190,7 @@ def main():
             result["changed"] = True
             if not module.check_mode:
                 try:
-                    _write_atomically(output, text)
+                    atomic_write(output, text.encode("utf-8"), 0o644)
                 except OSError as exc:
                     module.fail_json(msg="output_path: cannot write %s: %s" % (output, to_native(exc)), **result)
     module.exit_json(**result)

@@ -185,13 +185,13 @@ duration_s:
   type: float
 """
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_build import (
+from ansible_collections.velocity.platform.plugins.module_utils.image.build import (
     BuildRequest,
     build,
     current_digest,
     scalar_map,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
+from ansible_collections.velocity.platform.plugins.module_utils.image.engine import (
     DockerModuleError,
     EngineSettings,
     connect,

@@ -111,15 +111,15 @@ reason:
   type: str
 """
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
+from ansible_collections.velocity.platform.plugins.module_utils.common.paths import PathRefused, check_output_file
+from ansible_collections.velocity.platform.plugins.module_utils.image.engine import (
     DockerModuleError,
     EngineSettings,
     connect,
     docker_module,
     reference_problem,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_output_file
-from ansible_collections.velocity.platform.plugins.module_utils.sbom import generate
+from ansible_collections.velocity.platform.plugins.module_utils.image.sbom import generate
 
 
 def main() -> None:

@@ -239,14 +239,14 @@ import os
 
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_apply import Deployer, DeployFailed, prepare
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import (
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import name_problem
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.apply import Deployer, DeployFailed, prepare
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import (
     K8sApiError,
     K8sClient,
     k8s_module,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_names import name_problem
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects import (
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.objects import (
     ManifestError,
     check_unique,
     flatten,

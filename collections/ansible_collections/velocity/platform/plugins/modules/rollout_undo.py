@@ -133,13 +133,13 @@ import time
 
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import (
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import name_problem
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import (
     K8sApiError,
     K8sClient,
     k8s_module,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_names import name_problem
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_rollout import (
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.rollout import (
     RolloutError,
     history,
     owned_replicasets,
@@ -149,7 +149,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s_rollout impo
     template_without_hash,
     undo,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_waiter import Waiter, WaitFailed, WaitTimeout
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.waiter import Waiter, WaitFailed, WaitTimeout
 
 
 def images_of(template):

@@ -123,10 +123,11 @@ credentials:
 
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
-from ansible_collections.velocity.platform.plugins.module_utils import vault_client, vault_db
-from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_secret_file
-from ansible_collections.velocity.platform.plugins.module_utils.vault_auth import connect
-from ansible_collections.velocity.platform.plugins.module_utils.vault_module import (
+from ansible_collections.velocity.platform.plugins.module_utils.common.paths import PathRefused, check_secret_file
+from ansible_collections.velocity.platform.plugins.module_utils.vault import client as vault_client
+from ansible_collections.velocity.platform.plugins.module_utils.vault import db as vault_db
+from ansible_collections.velocity.platform.plugins.module_utils.vault.auth import connect
+from ansible_collections.velocity.platform.plugins.module_utils.vault.module import (
     fail,
     raw_argument_spec,
     raw_type_problem,

@@ -221,9 +221,9 @@ k8s_secret:
 
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
-from ansible_collections.velocity.platform.plugins.module_utils import vault_client
-from ansible_collections.velocity.platform.plugins.module_utils.vault_module import raw_argument_spec, raw_type_problem
-from ansible_collections.velocity.platform.plugins.module_utils.vault_tasks import (
+from ansible_collections.velocity.platform.plugins.module_utils.vault import client as vault_client
+from ansible_collections.velocity.platform.plugins.module_utils.vault.module import raw_argument_spec, raw_type_problem
+from ansible_collections.velocity.platform.plugins.module_utils.vault.tasks import (
     SECRETS_ARGUMENT_SPEC,
     SECRETS_REQUIRED_BY,
     run_secrets,

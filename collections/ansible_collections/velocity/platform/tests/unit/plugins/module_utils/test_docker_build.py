@@ -6,13 +6,13 @@ import os
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_build import (
+from ansible_collections.velocity.platform.plugins.module_utils.image.build import (
     BuildRequest,
     base_images,
     context_digest,
     context_files,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.docker_common import DockerModuleError, image_summary
+from ansible_collections.velocity.platform.plugins.module_utils.image.engine import DockerModuleError, image_summary
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils.dora import (
+from ansible_collections.velocity.platform.plugins.module_utils.metrics.dora import (
     DoraError,
     compute,
     read_events,

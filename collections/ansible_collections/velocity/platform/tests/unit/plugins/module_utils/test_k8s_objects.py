@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils import k8s_objects as o
+from ansible_collections.velocity.platform.plugins.module_utils.k8s import objects as o
 
 
 def obj(kind, name, wave=None, hook=None, api="v1", **extra):

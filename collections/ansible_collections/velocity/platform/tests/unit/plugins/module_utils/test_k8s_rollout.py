@@ -6,8 +6,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils import k8s_rollout as r
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import parse_conflicts
+from ansible_collections.velocity.platform.plugins.module_utils.k8s import rollout as r
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import parse_conflicts
 
 
 def template(image, hash_label=None):

@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils import k8s_waiter as w
+from ansible_collections.velocity.platform.plugins.module_utils.k8s import waiter as w
 
 
 def deployment(generation=2, observed=2, replicas=2, updated=2, total=2, available=2, progressing=None):

@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils import k8s_names, paths
+from ansible_collections.velocity.platform.plugins.module_utils.common import names as k8s_names
+from ansible_collections.velocity.platform.plugins.module_utils.common import paths
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils import sbom
+from ansible_collections.velocity.platform.plugins.module_utils.common import files
+from ansible_collections.velocity.platform.plugins.module_utils.image import sbom
 
 IMAGE = {"Id": "sha256:" + "a" * 64, "RepoDigests": [], "RepoTags": ["velocity/app:1"], "Config": {"Labels": {}}}
 DOC = {
@@ -40,7 +41,7 @@ class FakeClient:
 
 
 def test_annotate_names_the_image_and_keeps_tool_properties():
-    from ansible_collections.velocity.platform.plugins.module_utils.docker_common import image_summary
+    from ansible_collections.velocity.platform.plugins.module_utils.image.engine import image_summary
 
     doc = sbom.annotate(json.loads(json.dumps(DOC)), image_summary(IMAGE), "velocity/app:1")
     props = sbom.properties(doc)
@@ -58,7 +59,7 @@ def test_component_stats_count_by_purl_type():
 
 
 def test_current_sbom_is_not_rewritten(tmp_path):
-    from ansible_collections.velocity.platform.plugins.module_utils.docker_common import image_summary
+    from ansible_collections.velocity.platform.plugins.module_utils.image.engine import image_summary
 
     dest = tmp_path / "sbom.json"
     dest.write_text(json.dumps(sbom.annotate(json.loads(json.dumps(DOC)), image_summary(IMAGE), "velocity/app:1")))
@@ -78,7 +79,7 @@ def test_check_mode_reports_a_needed_sbom_without_writing(tmp_path):
 
 def test_write_atomic_leaves_no_temp_file(tmp_path):
     dest = tmp_path / "d" / "x.json"
-    sbom.write_atomic(str(dest), b"{}")
+    files.atomic_write(str(dest), b"{}", 0o644)
     assert dest.read_bytes() == b"{}"
     assert os.listdir(tmp_path / "d") == ["x.json"]
 

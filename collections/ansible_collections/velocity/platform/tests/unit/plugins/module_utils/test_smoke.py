@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_common import DockerModuleError
-from ansible_collections.velocity.platform.plugins.module_utils.smoke import (
+from ansible_collections.velocity.platform.plugins.module_utils.image.engine import DockerModuleError
+from ansible_collections.velocity.platform.plugins.module_utils.image.smoke import (
     MASK,
     SmokeRequest,
     SmokeTest,

@@ -12,8 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.velocity.platform.plugins.module_utils import vault_auth, vault_db, vault_kv, vault_output
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (
+from ansible_collections.velocity.platform.plugins.module_utils.common import files
+from ansible_collections.velocity.platform.plugins.module_utils.vault import auth as vault_auth
+from ansible_collections.velocity.platform.plugins.module_utils.vault import db as vault_db
+from ansible_collections.velocity.platform.plugins.module_utils.vault import kv as vault_kv
+from ansible_collections.velocity.platform.plugins.module_utils.vault import output as vault_output
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
     VaultAuthError,
     VaultClient,
     VaultConfigError,
@@ -277,16 +281,16 @@ def test_shell_format_round_trips_through_bash(tmp_path_factory, values):
 
 def test_atomic_write_sets_mode_and_keeps_old_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "app.env"
-    vault_output.atomic_write(str(target), b"A=1\n")
+    files.atomic_write(str(target), b"A=1\n")
     assert target.stat().st_mode & 0o777 == 0o600 and target.read_bytes() == b"A=1\n"
-    assert not vault_output.needs_write(str(target), b"A=1\n")
+    assert not files.needs_write(str(target), b"A=1\n")
 
     def no_space(*args):
         raise OSError(28, "No space left")
 
     monkeypatch.setattr(os, "replace", no_space)
     with pytest.raises(OSError):
-        vault_output.atomic_write(str(target), b"A=2\n")
+        files.atomic_write(str(target), b"A=2\n")
     assert target.read_bytes() == b"A=1\n"
     assert [p.name for p in tmp_path.iterdir()] == ["app.env"]
 

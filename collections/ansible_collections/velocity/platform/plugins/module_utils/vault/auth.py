@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
     VaultClient,
     VaultConfigError,
 )
@@ -152,7 +152,7 @@ def select_auth_method(options: dict, environ: Optional[dict] = None) -> AuthMet
 
 def connect(options: dict, environ: Optional[dict] = None) -> VaultClient:
     """Validate the options, build the one client of the task and log in once."""
-    from ansible_collections.velocity.platform.plugins.module_utils.vault_client import VaultConnection
+    from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultConnection
 
     method = select_auth_method(options, environ)
     client = VaultClient(VaultConnection.from_options(options, environ))

@@ -13,7 +13,7 @@ import copy
 import hashlib
 import json
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_names import name_problem, object_name_problem
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import name_problem, object_name_problem
 
 try:
     import yaml

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ansible.module_utils.common.validation import check_type_dict
 
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import VaultError
-from ansible_collections.velocity.platform.plugins.module_utils.vault_kv import type_name
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultError
+from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import type_name
 
 # Keys of the connection/auth options; the module argument specs start from this.
 VAULT_ARGUMENT_SPEC = dict(

@@ -24,14 +24,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
+from ansible_collections.velocity.platform.plugins.module_utils.common.paths import (
+    PathRefused,
+    check_directory,
+    check_inside,
+)
+from ansible_collections.velocity.platform.plugins.module_utils.image.engine import (
     TAG,
     DockerException,
     DockerModuleError,
     image_summary,
     repository_problem,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_directory, check_inside
 
 DIGEST_LABEL = "dev.velocity.context-digest"
 DIGEST_SCHEME = "v1"

@@ -47,7 +47,7 @@ finally:
     if _HIDE_VALIDATE and sys.modules.get("kubernetes_validate", True) is None:
         del sys.modules["kubernetes_validate"]
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects import ref
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.objects import ref
 
 FIELD_MANAGER = "velocity"
 CONNECTION_OPTIONS = dict(

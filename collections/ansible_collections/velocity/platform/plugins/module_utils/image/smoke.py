@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
+from ansible_collections.velocity.platform.plugins.module_utils.image.engine import (
     DockerException,
     DockerModuleError,
 )

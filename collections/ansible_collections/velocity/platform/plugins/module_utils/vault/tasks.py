@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.velocity.platform.plugins.module_utils import vault_client, vault_db, vault_kv, vault_output
-from ansible_collections.velocity.platform.plugins.module_utils.paths import PathRefused, check_secret_file
-from ansible_collections.velocity.platform.plugins.module_utils.vault_auth import connect
-from ansible_collections.velocity.platform.plugins.module_utils.vault_module import vault_argument_spec
+from ansible_collections.velocity.platform.plugins.module_utils.common.files import atomic_write, needs_write
+from ansible_collections.velocity.platform.plugins.module_utils.common.paths import PathRefused, check_secret_file
+from ansible_collections.velocity.platform.plugins.module_utils.vault import client as vault_client
+from ansible_collections.velocity.platform.plugins.module_utils.vault import db as vault_db
+from ansible_collections.velocity.platform.plugins.module_utils.vault import kv as vault_kv
+from ansible_collections.velocity.platform.plugins.module_utils.vault import output as vault_output
+from ansible_collections.velocity.platform.plugins.module_utils.vault.auth import connect
+from ansible_collections.velocity.platform.plugins.module_utils.vault.module import vault_argument_spec
 
 SECRETS_ARGUMENT_SPEC = vault_argument_spec(
     # References (path#key), not values: nothing to hide.
@@ -123,11 +127,11 @@ def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "
                 result["changed"] = True
             else:
                 content = vault_output.render_env(values, params["env_file_format"])
-                if vault_output.needs_write(params["env_file"], content):
+                if needs_write(params["env_file"], content):
                     diffs.append(vault_output.names_diff(params["env_file"], values))
                     result["changed"] = True
                     if not check_mode:
-                        vault_output.atomic_write(params["env_file"], content, 0o600)
+                        atomic_write(params["env_file"], content, 0o600)
         manifest = None
         if params["k8s_secret_name"]:
             manifest = vault_output.secret_manifest(values, params["k8s_secret_name"], params["k8s_namespace"],
@@ -135,10 +139,10 @@ def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "
             if params["k8s_secret_file"]:
                 result["k8s_secret_file"] = params["k8s_secret_file"]
                 content = vault_output.render_manifest(manifest)
-                if pending_db or vault_output.needs_write(params["k8s_secret_file"], content):
+                if pending_db or needs_write(params["k8s_secret_file"], content):
                     result["changed"] = True
                     if not check_mode and not pending_db:
-                        vault_output.atomic_write(params["k8s_secret_file"], content, 0o600)
+                        atomic_write(params["k8s_secret_file"], content, 0o600)
         if params["return_values"]:
             result["env"] = values
             if manifest is not None:

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kubernetes side of Vault's Kubernetes auth method.
@@ -17,7 +16,6 @@ only read a token file.
 from __future__ import annotations
 
 import base64
-from typing import Optional
 
 REVIEWER_SA = "vault-token-reviewer"
 
@@ -65,7 +63,7 @@ def ensure_service_account(kubeconfig: str, namespace: str, name: str) -> None:
 
 
 def service_account_token(kubeconfig: str, namespace: str, name: str, seconds: int = 3600,
-                          audiences: Optional[list] = None) -> str:
+                          audiences: list | None = None) -> str:
     client, api_client = _api(kubeconfig)
     spec = client.V1TokenRequestSpec(audiences=audiences or [], expiration_seconds=seconds)
     result = client.CoreV1Api(api_client).create_namespaced_service_account_token(

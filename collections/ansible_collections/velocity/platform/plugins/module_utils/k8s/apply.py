@@ -19,8 +19,8 @@ __metaclass__ = type
 import copy
 import time
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_client import K8sApiError
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects import (
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sApiError
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.objects import (
     delete_policies,
     for_diff,
     inject_annotations,
@@ -31,14 +31,14 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects impo
     sync_wave,
     waves,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_rollout import (
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.rollout import (
     RolloutError,
     owned_replicasets,
     revision_of,
     same_template,
     undo,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_waiter import (
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.waiter import (
     PREDICATES,
     Waiter,
     WaitFailed,

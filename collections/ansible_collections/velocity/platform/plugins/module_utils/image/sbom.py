@@ -28,7 +28,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.velocity.platform.plugins.module_utils.docker_common import (
+from ansible_collections.velocity.platform.plugins.module_utils.common.files import atomic_write
+from ansible_collections.velocity.platform.plugins.module_utils.image.engine import (
     DockerException,
     DockerModuleError,
     image_summary,
@@ -96,23 +97,6 @@ def annotate(doc: dict[str, Any], summary: dict[str, Any], ref: str) -> dict[str
     ]
     meta["properties"] = props
     return doc
-
-
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".sbom.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass
@@ -187,5 +171,5 @@ def generate(client, image: str, dest: str, syft_path: str | None = None, force:
     ref = image if not image.startswith("sha256:") else (summary["tags"] or [image])[0]
     doc = annotate(doc, summary, ref)
     data = (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode()
-    write_atomic(dest, data)
+    atomic_write(dest, data, 0o644)
     return SbomResult(True, dest, hashlib.sha256(data).hexdigest(), summary, component_stats(doc), reason)

@@ -12,7 +12,7 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_objects import (
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.objects import (
     extract_owned,
     managed_entry,
     ref,

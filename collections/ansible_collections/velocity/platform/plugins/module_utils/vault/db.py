@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 from urllib.parse import quote
 
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (
+from ansible_collections.velocity.platform.plugins.module_utils.common.files import atomic_write
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
     VaultClient,
     VaultConfigError,
     VaultError,
     VaultRequestError,
 )
-from ansible_collections.velocity.platform.plugins.module_utils.vault_output import atomic_write
 
 # Vault's own pattern for role names (framework.GenericNameRegex).
 ROLE_NAME = re.compile(r"^\w(?:[\w.-]*\w)?$")

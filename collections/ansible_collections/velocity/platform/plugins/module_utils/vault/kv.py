@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import (
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
     VaultClient,
     VaultConfigError,
     VaultKeyMissing,

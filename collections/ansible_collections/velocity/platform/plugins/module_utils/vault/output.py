@@ -13,14 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shlex
-import tempfile
 from typing import Dict, Optional
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s_names import name_problem
-from ansible_collections.velocity.platform.plugins.module_utils.vault_client import VaultConfigError
-from ansible_collections.velocity.platform.plugins.module_utils.vault_kv import type_name
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import name_problem
+from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultConfigError
+from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import type_name
 
 
 def checksum(values: Dict[str, str]) -> str:
@@ -99,50 +97,6 @@ def secret_manifest(values: Dict[str, str], name: str, namespace: Optional[str] 
 def render_manifest(manifest: dict) -> bytes:
     # JSON is valid YAML: kubectl apply -f and kubernetes.core.k8s read it either way.
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-
-
-def file_state(path: str) -> "tuple[Optional[str], Optional[int]]":
-    """(sha256 of content, mode) of an existing file, or (None, None)."""
-    try:
-        with open(path, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
-        return digest, os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        return None, None
-
-
-def needs_write(path: str, content: bytes, mode: int = 0o600) -> bool:
-    digest, current_mode = file_state(path)
-    return digest != hashlib.sha256(content).hexdigest() or current_mode != mode
-
-
-def atomic_write(path: str, content: bytes, mode: int = 0o600) -> None:
-    """Write ``content`` to ``path`` all-or-nothing: readers see the old file or the new one, never a part."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(directory):
-        os.makedirs(directory, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def names_diff(old_path: str, new_values: Dict[str, str]) -> dict:
