@@ -24,6 +24,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "DB_POOL_TIMEOUT": ("5", "Seconds to wait for a pooled connection."),
     "DB_CONNECT_TIMEOUT": ("3", "Seconds to wait when opening a database connection."),
     "API_MAX_PAGE_SIZE": ("100", "Largest `limit` accepted by GET /api/visits."),
+    "MAX_REQUEST_BYTES": ("65536", "Largest request body accepted, in bytes; larger ones get 413 before they are read."),
     "SERVICE_NAME": ("velocity-app", "Service name in logs and traces."),
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("", "When set, export OpenTelemetry traces over OTLP/HTTP."),
 }
@@ -47,6 +48,7 @@ class Settings:
     db_pool_timeout: float = 5.0
     db_connect_timeout: int = 3
     api_max_page_size: int = 100
+    max_request_bytes: int = 65536
     service_name: str = "velocity-app"
     otel_endpoint: str = ""
     # Earlier keys still accepted for verifying signatures during a rotation.
@@ -150,6 +152,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         db_pool_timeout=float(_int(env, "DB_POOL_TIMEOUT", 1, 300)),
         db_connect_timeout=_int(env, "DB_CONNECT_TIMEOUT", 1, 60),
         api_max_page_size=_int(env, "API_MAX_PAGE_SIZE", 1, 1000),
+        max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 1024, 16 * 1024 * 1024),
         service_name=env.get("SERVICE_NAME", SETTINGS["SERVICE_NAME"][0]).strip() or "velocity-app",
         otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip(),
     )

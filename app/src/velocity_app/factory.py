@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from velocity_app.config import Settings, load_settings
 from velocity_app.db import make_engine
@@ -47,6 +47,8 @@ def create_app(
         # Rotation without downtime: signatures made with an earlier key still verify.
         SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
         JSON_SORT_KEYS=False,
+        # Bodies over the limit are refused with 413 before they are read (see _refuse_large_bodies).
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
 
     velocity = Velocity(
@@ -63,6 +65,17 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(metrics.bp)
+
+    @app.before_request
+    def _refuse_large_bodies() -> None:
+        # A declared length over the limit is refused before any view reads the body;
+        # a chunked body is cut off by Werkzeug at MAX_CONTENT_LENGTH while it is read.
+        length = request.content_length
+        if length is not None and length > settings.max_request_bytes:
+            raise RequestEntityTooLarge(
+                f"request body of {length} bytes is over the limit of {settings.max_request_bytes} bytes "
+                "(MAX_REQUEST_BYTES)"
+            )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

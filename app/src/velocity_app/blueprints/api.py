@@ -19,6 +19,30 @@ def _bad_request(field: str, problem: str) -> ResponseReturnValue:
     return jsonify(error="invalid_request", field=field, message=f"{field}: {problem}"), 400
 
 
+def _json_body() -> object:
+    """The request's JSON value, or None when the body is not JSON we can read.
+
+    ``silent`` covers malformed JSON and a wrong Content-Type; nesting deep enough
+    to exhaust the parser's recursion is refused the same way instead of failing
+    the request with a 500.
+    """
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
+def _unstorable(value: str) -> str | None:
+    """Why PostgreSQL could not store ``value`` as text, or None when it can."""
+    if "\x00" in value:
+        return "must not contain NUL (\\u0000) characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (no unpaired surrogates such as \\ud800)"
+    return None
+
+
 def _query_int(name: str, default: int, minimum: int, maximum: int) -> int | str:
     raw = request.args.get(name)
     if raw is None:
@@ -34,7 +58,7 @@ def _query_int(name: str, default: int, minimum: int, maximum: int) -> int | str
 
 @bp.post("/visits")
 def create_visit() -> ResponseReturnValue:
-    body = request.get_json(silent=True)
+    body = _json_body()
     if not isinstance(body, dict):
         return _bad_request("body", 'send a JSON object such as {"page": "/home"}')
     page = body.get("page")
@@ -44,8 +68,13 @@ def create_visit() -> ResponseReturnValue:
     if referrer is not None and not isinstance(referrer, str):
         return _bad_request("referrer", "must be a string when given")
     for name, value in (("page", page), ("referrer", referrer)):
-        if value is not None and len(value) > MAX_URL_LENGTH:
+        if value is None:
+            continue
+        if len(value) > MAX_URL_LENGTH:
             return _bad_request(name, f"at most {MAX_URL_LENGTH} characters")
+        problem = _unstorable(value)
+        if problem:
+            return _bad_request(name, problem)
     engine = current_app.extensions["velocity"].engine
     with Session(engine) as session, session.begin():
         visit = Visit(page=page.strip(), referrer=referrer)
