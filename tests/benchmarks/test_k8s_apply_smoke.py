@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from .smoke import run_smoke
@@ -12,10 +9,8 @@ from .smoke import run_smoke
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 
-def test_k8s_apply_benchmark_runs_and_reports_both_sides(tmp_path):
-    kubeconfig = Path(os.environ.get("KUBECONFIG", "/tmp/velocity/k8s/kubeconfig"))
-    if not kubeconfig.exists():
-        pytest.skip("no local Kubernetes control plane (hack/k8s/cluster.sh start)")
+def test_k8s_apply_benchmark_runs_and_reports_both_sides(k8s_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", k8s_cluster.kubeconfig)
     result = run_smoke("k8s_apply", tmp_path, timeout=600)
     variants = result["paths"]["loopback"]["variants"]
     for side in ("empty", "ours", "k8s_loop", "k8s_src", "ours_undo", "ours_undo_nowait", "k8s_rollback"):
