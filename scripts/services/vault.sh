@@ -19,6 +19,9 @@
 #         `start` unseals it unless VELOCITY_VAULT_NO_UNSEAL=1 (sealed-Vault tests).
 #   tls   like dev but with a generated CA and HTTPS, port 8220
 #         ($VELOCITY_VAULT_TLS_PORT); `env` also prints VAULT_CACERT.
+# Every mode has a file audit device, $DIR/audit.log (0600, one JSON line per request
+# and response, secret values and tokens HMAC'ed). OpenBao refuses to enable audit
+# devices through the API, so it is declared in the server's configuration.
 # The mode can also come from VELOCITY_VAULT_MODE.
 set -euo pipefail
 SCRIPT_NAME=vault
@@ -46,6 +49,20 @@ TOKEN_FILE="$DIR/root-token"
 INIT_FILE="$DIR/init.json"
 ADDR="$SCHEME://127.0.0.1:$PORT"
 CACERT="$DIR/tls/vault-ca.pem"
+AUDIT_LOG="$DIR/audit.log"
+AUDIT_CONFIG="$DIR/audit.hcl"
+
+write_audit_config() {
+  cat > "$AUDIT_CONFIG" <<EOF
+audit "file" "file" {
+  description = "who read which secret: values and tokens HMAC'ed"
+  options {
+    file_path = "$AUDIT_LOG"
+    mode      = "0600"
+  }
+}
+EOF
+}
 
 bao_bin() {
   if [ -n "${VELOCITY_BAO:-}" ]; then echo "$VELOCITY_BAO"; return; fi
@@ -99,8 +116,9 @@ start_dev() {
     extra=(-dev-tls -dev-tls-cert-dir="$DIR/tls")
     rm -f "$DIR"/tls/*
   fi
+  write_audit_config
   BAO_DEV_ROOT_TOKEN_ID=$(cat "$TOKEN_FILE") HOME="$DIR" launch "$bao" server -dev -dev-no-store-token \
-    -dev-listen-address="127.0.0.1:$PORT" "${extra[@]}"
+    -dev-listen-address="127.0.0.1:$PORT" -config="$AUDIT_CONFIG" "${extra[@]}"
 }
 
 start_file() {
@@ -119,7 +137,8 @@ api_addr     = "$ADDR"
 cluster_addr = "http://127.0.0.1:$((PORT + 1))"
 ui           = false
 EOF
-  HOME="$DIR" launch "$bao" server -config="$DIR/config.hcl"
+  write_audit_config
+  HOME="$DIR" launch "$bao" server -config="$DIR/config.hcl" -config="$AUDIT_CONFIG"
 }
 
 init_file() {
@@ -201,7 +220,7 @@ case "$CMD" in
   seal) seal_file ;;
   unseal) unseal_file ;;
   env)
-    printf 'VAULT_ADDR=%s\nVELOCITY_VAULT_TOKEN_FILE=%s\n' "$ADDR" "$TOKEN_FILE"
+    printf 'VAULT_ADDR=%s\nVELOCITY_VAULT_TOKEN_FILE=%s\nVELOCITY_VAULT_AUDIT_LOG=%s\n' "$ADDR" "$TOKEN_FILE" "$AUDIT_LOG"
     [ "$MODE" = tls ] && printf 'VAULT_CACERT=%s\n' "$CACERT"
     [ "$MODE" = file ] && printf 'VELOCITY_VAULT_INIT_FILE=%s\n' "$INIT_FILE"
     true
