@@ -14,6 +14,7 @@ What it sets up (documented in artifacts/security/secrets-management-plan.md):
   policy velocity-app (least privilege), policy velocity-operator (lease admin)
   auth approle/ role velocity-app, auth jwt/ role velocity-app (local signing key),
   auth kubernetes/ role velocity-app when --kubeconfig is given
+  registry credentials at secret/velocity/registry when --registry-password-file is given
 """
 from __future__ import annotations
 
@@ -300,6 +301,29 @@ class Bootstrap:
                 "service_account": self.args.k8s_service_account}
 
 
+# -- registry credentials (scripts/services/registry.sh) ------------------------------------------
+REGISTRY_PATH = "velocity/registry"
+
+
+def ensure_registry_credentials(boot: Bootstrap, server: str, username: str, password_file: str) -> dict:
+    """KV secret/velocity/registry = {server, username, password} of the local registry, written when it differs.
+
+    The secrets stage reads it (the velocity-app policy covers secret/data/velocity/*): the image stage
+    pushes with it and the deploy's pull Secret is made of it. Only the KV helpers are used, so this
+    follows whatever transport the client has.
+    """
+    want = {"server": server, "username": username, "password": _read(password_file)}
+    try:
+        current = vault_kv.read_kv(boot.client, "secret", REGISTRY_PATH, None, 2)
+        data, version = current.data, current.version
+    except vault_kv.VaultNotFound:
+        data, version = {}, None
+    if any(data.get(key) != value for key, value in want.items()):
+        vault_kv.write_kv(boot.client, "secret", REGISTRY_PATH, dict(data, **want), cas=version)
+        boot.note("registry credentials at secret/%s" % REGISTRY_PATH)
+    return {"path": "secret/%s" % REGISTRY_PATH, "server": server, "username": username}
+
+
 def _norm(value):
     if isinstance(value, list):
         return sorted(_norm(v) for v in value)
@@ -325,6 +349,9 @@ def main() -> int:
     parser.add_argument("--kubeconfig")
     parser.add_argument("--k8s-namespace", default="velocity")
     parser.add_argument("--k8s-service-account", default="velocity-app")
+    parser.add_argument("--registry-server", default="127.0.0.1:5000")
+    parser.add_argument("--registry-username", default="velocity")
+    parser.add_argument("--registry-password-file", help="the local registry's password file (registry.sh env)")
     args = parser.parse_args()
 
     state_dir = Path(args.state_dir)
@@ -348,6 +375,9 @@ def main() -> int:
     }
     if args.kubeconfig:
         summary["kubernetes"] = boot.ensure_kubernetes(args.kubeconfig)
+    if args.registry_password_file:
+        summary["registry"] = ensure_registry_credentials(boot, args.registry_server, args.registry_username,
+                                                          args.registry_password_file)
     summary["changed"] = boot.changed
     atomic_write(str(state_dir / "bootstrap.json"), json.dumps(summary, indent=2).encode(), 0o600)
     print(json.dumps(summary))
