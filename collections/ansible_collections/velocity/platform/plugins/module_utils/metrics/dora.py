@@ -1,16 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""DORA metrics from the deployment events the deploy and rollback roles record.
+"""DORA metrics from the deployment events the deploy and rollback roles record,
+and the CI runs that `.ci/run` records beside them.
 
 One JSON object per line in the sink file::
 
-    {"type" (or "stage"): "deploy" | "rollback", "result": "success" | "failure",
+    {"type" (or "stage"): "deploy" | "rollback" | "ci", "result": "success" | "failure",
      "started_at": ISO-8601, "finished_at": ISO-8601,
      "commit": "<sha>", "commit_time": ISO-8601 (optional),
      "revision": int, "rolled_back_to": int (optional),
      "auto_rollback" (or, on a deploy, "rollback"): bool (a failed deploy the module rolled back itself),
      "app": "...", "environment": "..."}
+
+A ``ci`` event is one run of the pipeline's checks (``.ci/run``) on a commit; it
+carries ``duration_s`` and counts in the ``ci`` summary, never in the four keys.
 
 Definitions (the four keys of DORA's "Accelerate" metrics):
 
@@ -33,7 +37,7 @@ import json
 from datetime import datetime, timezone
 
 REQUIRED_FIELDS = ("type", "result", "started_at", "finished_at")
-TYPES = ("deploy", "rollback")
+TYPES = ("deploy", "rollback", "ci")
 RESULTS = ("success", "failure")
 
 
@@ -108,7 +112,7 @@ def read_events(lines, source="events"):
     return events
 
 
-def _median(values):
+def median(values):
     ordered = sorted(values)
     if not ordered:
         return None
@@ -127,8 +131,22 @@ def _restore_time(failure, later_events):
     return None
 
 
+def restorations(events):
+    """(failed deploy, seconds until service was restored or None) for each failed deploy."""
+    out = []
+    for failure in events:
+        if failure["type"] != "deploy" or failure["result"] != "failure":
+            continue
+        later = [e for e in events if e["started_at"] >= failure["started_at"] and e is not failure and e["type"] != "ci"]
+        restored = _restore_time(failure, later)
+        out.append((failure, None if restored is None else (restored - failure["started_at"]).total_seconds()))
+    return out
+
+
 def compute(events):
-    """The four metrics from parsed events (see the module docstring)."""
+    """The four metrics from parsed events (see the module docstring), and the CI runs' summary."""
+    ci_runs = [e for e in events if e["type"] == "ci"]
+    events = [e for e in events if e["type"] != "ci"]
     deploys = [e for e in events if e["type"] == "deploy"]
     successes = [e for e in deploys if e["result"] == "success"]
     failures = [e for e in deploys if e["result"] == "failure"]
@@ -146,15 +164,9 @@ def compute(events):
         for e in successes
         if e.get("commit_time") is not None
     ]
-    restore_seconds = []
-    unrestored = 0
-    for failure in failures:
-        later = [e for e in events if e["started_at"] >= failure["started_at"] and e is not failure]
-        restored = _restore_time(failure, later)
-        if restored is None:
-            unrestored += 1
-        else:
-            restore_seconds.append((restored - failure["started_at"]).total_seconds())
+    restores = restorations(events)
+    restore_seconds = [seconds for dummy, seconds in restores if seconds is not None]
+    unrestored = len(restores) - len(restore_seconds)
 
     return {
         "window_start": first.isoformat() if first else None,
@@ -165,14 +177,32 @@ def compute(events):
         "failed_deployments": len(failures),
         "rollbacks": len([e for e in events if e["type"] == "rollback"]),
         "deployment_frequency_per_day": round(len(successes) / window_days, 3) if window_days else 0.0,
-        "lead_time_for_change_seconds": _median(lead_times),
+        "lead_time_for_change_seconds": median(lead_times),
         "change_failure_rate": round(len(failures) / float(len(deploys)), 4) if deploys else 0.0,
         "time_to_restore_seconds": round(sum(restore_seconds) / len(restore_seconds), 3) if restore_seconds else None,
         "unrestored_failures": unrestored,
+        "ci": ci_summary(ci_runs),
     }
 
 
-def _duration(seconds):
+def ci_summary(runs):
+    """How the CI runs went: count, pass rate, median duration, the last one."""
+    passed = [r for r in runs if r["result"] == "success"]
+    durations = [(r["finished_at"] - r["started_at"]).total_seconds() for r in runs]
+    last = max(runs, key=lambda r: r["finished_at"]) if runs else None
+    return {
+        "runs": len(runs),
+        "passed": len(passed),
+        "failed": len(runs) - len(passed),
+        "pass_rate": round(len(passed) / float(len(runs)), 4) if runs else None,
+        "median_duration_seconds": median(durations),
+        "last_result": last["result"] if last else None,
+        "last_commit": last.get("commit") if last else None,
+        "last_finished_at": last["finished_at"].isoformat() if last else None,
+    }
+
+
+def human_duration(seconds):
     if seconds is None:
         return "n/a"
     seconds = float(seconds)
@@ -189,12 +219,16 @@ def render_table(report):
     rows = [
         ("Deployment frequency", "%.3f per day (%d successful in %.1f days)" % (
             report["deployment_frequency_per_day"], report["successful_deployments"], report["window_days"])),
-        ("Lead time for change", _duration(report["lead_time_for_change_seconds"]) + " (median)"),
+        ("Lead time for change", human_duration(report["lead_time_for_change_seconds"]) + " (median)"),
         ("Change failure rate", "%.1f%% (%d of %d deployments)" % (
             report["change_failure_rate"] * 100, report["failed_deployments"], report["deployments"])),
-        ("Time to restore (MTTR)", _duration(report["time_to_restore_seconds"]) + (
+        ("Time to restore (MTTR)", human_duration(report["time_to_restore_seconds"]) + (
             " (%d failure(s) not restored)" % report["unrestored_failures"] if report["unrestored_failures"] else "")),
         ("Rollbacks", str(report["rollbacks"])),
     ]
+    ci = report.get("ci") or {}
+    if ci.get("runs"):
+        rows.append(("CI runs", "%d, %d passed, median %s, last %s" % (
+            ci["runs"], ci["passed"], human_duration(ci["median_duration_seconds"]), ci["last_result"])))
     width = max(len(name) for name, dummy in rows)
     return "\n".join("%s  %s" % (name.ljust(width), value) for name, value in rows)
