@@ -69,3 +69,27 @@ def test_command_prints_a_table_and_json(tmp_path):
     missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "dora-report"), str(tmp_path / "none")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "run a deploy first" in missing.stderr
+
+
+def test_module_writes_the_dashboard_and_reports_no_change_the_second_time(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in SERIES))
+    html = tmp_path / "dora.html"
+    book = tmp_path / "html.yml"
+    book.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - velocity.platform.dora_report:\n"
+        f"        path: {events}\n        html_path: {html}\n      register: dora\n"
+        "    - ansible.builtin.copy:\n        content: '{{ dora | to_json }}'\n"
+        f"        dest: {tmp_path}/result.json\n        mode: '0600'\n      check_mode: false\n"
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(book)]
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert json.loads((tmp_path / "result.json").read_text())["changed"] is True
+    page = html.read_text()
+    assert 'data-metric="change_failure_rate" data-value="0.5"' in page and "<script>" not in page
+    second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0
+    assert json.loads((tmp_path / "result.json").read_text())["changed"] is False

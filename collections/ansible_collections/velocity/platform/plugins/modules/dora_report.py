@@ -17,8 +17,10 @@ description:
     and computes the four DORA metrics, deployment frequency, lead time for change,
     change failure rate and time to restore service (MTTR).
   - Returns the metrics as a dictionary and as a readable table; optionally writes
-    the report as JSON, atomically, and reports C(changed) only when that file's
-    content changes.
+    the report as JSON and the dashboard as one self-contained HTML page, each atomically,
+    and reports C(changed) only when a written file's content changes.
+  - The sink may also hold C(ci) events (one per CI run, as C(.ci/run) appends them); they
+    are summarised under C(report.ci) and drawn on the dashboard, never counted as deployments.
   - A malformed event fails the task with the line number and the field at fault;
     nothing is written then.
 author: Velocity platform team (@velocity)
@@ -26,7 +28,7 @@ options:
   path:
     description:
       - The event sink, a file of JSON lines.
-      - Each event has C(type) (C(deploy) or C(rollback)), C(result) (C(success) or
+      - Each event has C(type) (C(deploy), C(rollback) or C(ci)), C(result) (C(success) or
         C(failure)), C(started_at) and C(finished_at) (ISO-8601), and optionally
         C(commit), C(commit_time), C(revision), C(rolled_back_to), C(auto_rollback).
     type: path
@@ -36,6 +38,13 @@ options:
       - Where to write the report as JSON (atomically). Omit to only return it.
       - Its directory must exist and O(output_path) must not be a directory nor O(path); otherwise the task fails
         before anything is read or written.
+    type: path
+  html_path:
+    description:
+      - Where to write the dashboard, one self-contained HTML page (inline CSS and SVG, no script,
+        nothing fetched) with the four metrics, the same per environment, and their history day by
+        day with the CI runs. Omit to write none.
+      - The same rules as O(output_path) apply.
     type: path
   missing_ok:
     description:
@@ -47,7 +56,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: In check mode the report is computed and returned; O(output_path) is not written.
+    details: In check mode the report is computed and returned; O(output_path) and O(html_path) are not written.
   diff_mode:
     support: none
   platform:
@@ -71,6 +80,11 @@ EXAMPLES = r"""
 - name: Show them
   ansible.builtin.debug:
     msg: "{{ dora.table }}"
+
+- name: Publish the dashboard next to the JSON report
+  velocity.platform.dora_report:
+    path: /var/lib/velocity/dora-events.jsonl
+    html_path: /var/www/velocity/dora.html
 """
 
 RETURN = r"""
@@ -103,6 +117,12 @@ report:
       description: Failed deploys with no later success.
       type: int
       returned: always
+    ci:
+      description:
+        - The CI runs in the sink (C(ci) events) - C(runs), C(passed), C(failed), C(pass_rate) (null without
+          runs), C(median_duration_seconds), C(last_result), C(last_commit), C(last_finished_at).
+      type: dict
+      returned: always
   sample:
     deployments: 4
     successful_deployments: 3
@@ -129,6 +149,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.velocity.platform.plugins.module_utils.common.files import atomic_write
 from ansible_collections.velocity.platform.plugins.module_utils.common.paths import PathRefused, check_output_file
+from ansible_collections.velocity.platform.plugins.module_utils.metrics.dashboard import render_html
 from ansible_collections.velocity.platform.plugins.module_utils.metrics.dora import (
     DoraError,
     compute,
@@ -142,23 +163,28 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             output_path=dict(type="path"),
+            html_path=dict(type="path"),
             missing_ok=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     path = module.params["path"]
     output = module.params["output_path"]
+    html_path = module.params["html_path"]
     # Bad input fails here, before anything is read or written.
     if not path:
         module.fail_json(msg="path is empty: give the event sink, a file of JSON lines")
-    if output:
+    for name, target in (("output_path", output), ("html_path", html_path)):
+        if not target:
+            continue
         try:
-            check_output_file("output_path", output)
+            check_output_file(name, target)
         except PathRefused as exc:
             module.fail_json(msg=to_native(exc))
-        if os.path.realpath(output) == os.path.realpath(path):
-            module.fail_json(msg="output_path %s is the event sink itself (path): write the report to another file"
-                                 % output)
+        if os.path.realpath(target) == os.path.realpath(path):
+            module.fail_json(msg="%s %s is the event sink itself (path): write it to another file" % (name, target))
+    if output and html_path and os.path.realpath(output) == os.path.realpath(html_path):
+        module.fail_json(msg="output_path and html_path are the same file %s: give each its own" % output)
     if os.path.isdir(path):
         module.fail_json(msg="path %s is a directory: give the event sink file (JSON lines), e.g. %s"
                              % (path, os.path.join(path, "events.jsonl")))
@@ -180,19 +206,23 @@ def main():
     report = compute(events)
     result = dict(changed=False, report=report, table=render_table(report), events=len(events))
 
+    writes = []
     if output:
-        text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+        writes.append(("output_path", output, json.dumps(report, indent=2, sort_keys=True) + "\n"))
+    if html_path:
+        writes.append(("html_path", html_path, render_html(events, report)))
+    for name, target, text in writes:
         current = None
-        if os.path.exists(output):
-            with open(output, "rb") as handle:
+        if os.path.exists(target):
+            with open(target, "rb") as handle:
                 current = handle.read().decode("utf-8", "replace")
         if current != text:
             result["changed"] = True
             if not module.check_mode:
                 try:
-                    atomic_write(output, text.encode("utf-8"), 0o644)
+                    atomic_write(target, text.encode("utf-8"), 0o644)
                 except OSError as exc:
-                    module.fail_json(msg="output_path: cannot write %s: %s" % (output, to_native(exc)), **result)
+                    module.fail_json(msg="%s: cannot write %s: %s" % (name, target, to_native(exc)), **result)
     module.exit_json(**result)
 
 
