@@ -22,6 +22,8 @@ PORTS = {
     8200: "OpenBao dev", 8210: "OpenBao file", 8220: "OpenBao tls", 55432: "PostgreSQL",
     16443: "kube-apiserver", 23790: "etcd", 23800: "etcd peer", 20257: "kube-controller-manager",
     20259: "kube-scheduler", 20247: "kwok", 5000: "registry", 10250: "kubelet",
+    19090: "Prometheus", 4318: "Jaeger OTLP/HTTP", 16686: "Jaeger query", 16685: "Jaeger query gRPC",
+    13133: "Jaeger health",
 }
 
 

@@ -9,8 +9,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from velocity_app.config import Settings
 
-SCHEMA_HEAD = "0001_visits"
-
 
 class Base(DeclarativeBase):
     pass

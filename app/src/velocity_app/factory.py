@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from velocity_app.config import Settings, load_settings
 from velocity_app.db import make_engine
 from velocity_app.logs import configure_logging
-from velocity_app.observability import Metrics, instrument, make_tracer
+from velocity_app.observability import Metrics, instrument, make_tracer_provider, trace_database
 
 
 @dataclass
@@ -24,6 +24,8 @@ class Velocity:
     settings: Settings
     engine: Engine
     metrics: Metrics
+    # The app's own tracer provider and tracer, or None when tracing is off.
+    tracer_provider: Any
     tracer: Any
 
 
@@ -51,14 +53,18 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
 
+    provider = make_tracer_provider(settings, span_exporter)
     velocity = Velocity(
         settings=settings,
         engine=make_engine(settings),
         metrics=Metrics(CollectorRegistry()),
-        tracer=make_tracer(settings, span_exporter),
+        tracer_provider=provider,
+        tracer=provider.get_tracer("velocity_app") if provider is not None else None,
     )
+    if velocity.tracer is not None:
+        trace_database(velocity.engine, velocity.tracer)
     app.extensions["velocity"] = velocity
-    instrument(app, settings, velocity.metrics, velocity.tracer)
+    instrument(app, settings, velocity.metrics, provider)
 
     from velocity_app.blueprints import api, health, metrics
 

@@ -1,4 +1,4 @@
-"""Per-request context, JSON request log, Prometheus metrics and optional tracing."""
+"""Per-request context, JSON request log, Prometheus metrics and optional OpenTelemetry tracing."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy import Engine, event
 
 from velocity_app.config import Settings
 from velocity_app.logs import emit_request_event
@@ -45,8 +46,19 @@ class Metrics:
         )
 
 
-def instrument(app: Flask, settings: Settings, metrics: Metrics, tracer: Any = None) -> None:
-    """Bind request context, then log and measure each request once it is answered."""
+def instrument(app: Flask, settings: Settings, metrics: Metrics, tracer_provider: Any = None) -> None:
+    """Bind request context, then log and measure each request once it is answered.
+
+    With a tracer provider, ``opentelemetry-instrumentation-flask`` opens the request
+    span (continuing an incoming ``traceparent``, recording exceptions) and makes it
+    current before our hook runs, so the trace id is bound into the log context and
+    spans opened inside the view (the database spans) nest under it.
+    """
+    if tracer_provider is not None:
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        # Registers its before_request first (index 0): the span exists when _start runs.
+        FlaskInstrumentor.instrument_app(app, tracer_provider=tracer_provider)
 
     @app.before_request
     def _start() -> None:
@@ -56,13 +68,8 @@ def instrument(app: Flask, settings: Settings, metrics: Metrics, tracer: Any = N
         structlog.contextvars.bind_contextvars(
             request_id=g.request_id, method=request.method, path=request.path
         )
-        if tracer is not None:
-            g.span = tracer.start_span(f"{request.method} {request.path}")
-            g.span.set_attribute("http.request.method", request.method)
-            g.span.set_attribute("url.path", request.path)
-            g.span.set_attribute("velocity.request_id", g.request_id)
-            ctx = g.span.get_span_context()
-            structlog.contextvars.bind_contextvars(trace_id=format(ctx.trace_id, "032x"))
+        if tracer_provider is not None:
+            _bind_current_span(g.request_id)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -81,11 +88,6 @@ def instrument(app: Flask, settings: Settings, metrics: Metrics, tracer: Any = N
                 remote_addr=request.remote_addr,
                 endpoint=endpoint,
             )
-        span = g.get("span")
-        if span is not None:
-            span.set_attribute("http.response.status_code", response.status_code)
-            span.set_attribute("http.route", endpoint)
-            span.end()
         return response
 
     @app.teardown_request
@@ -93,8 +95,23 @@ def instrument(app: Flask, settings: Settings, metrics: Metrics, tracer: Any = N
         structlog.contextvars.clear_contextvars()
 
 
-def make_tracer(settings: Settings, exporter: Any = None) -> Any:
-    """An OpenTelemetry tracer when an OTLP endpoint (or a test exporter) is given, else None."""
+def _bind_current_span(request_id: str) -> None:
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return
+    span.set_attribute("velocity.request_id", request_id)
+    structlog.contextvars.bind_contextvars(trace_id=format(ctx.trace_id, "032x"), span_id=format(ctx.span_id, "016x"))
+
+
+def make_tracer_provider(settings: Settings, exporter: Any = None) -> Any:
+    """An OpenTelemetry tracer provider when an OTLP endpoint (or a test exporter) is given, else None.
+
+    The provider is the app's own (not the global one), so two apps in one process
+    (tests) never share spans. Batch export settings follow the SDK's OTEL_BSP_* variables.
+    """
     if exporter is None and not settings.otel_endpoint:
         return None
     from opentelemetry.sdk.resources import Resource
@@ -111,4 +128,51 @@ def make_tracer(settings: Settings, exporter: Any = None) -> Any:
         if not endpoint.endswith("/v1/traces"):
             endpoint += "/v1/traces"
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    return provider.get_tracer("velocity_app")
+    return provider
+
+
+def trace_database(engine: Engine, tracer: Any) -> None:
+    """One client span per SQL statement on ``engine``, child of whatever span is current.
+
+    The statement is recorded as SQLAlchemy sends it, with placeholders: parameter
+    values (user data) never reach a span. Errors are recorded on the span.
+    """
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    url = engine.url
+    attributes = {
+        "db.system.name": "postgresql",
+        "db.namespace": url.database or "",
+        "server.address": url.host or "",
+        "server.port": url.port or 5432,
+    }
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+        operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+        span = tracer.start_span(
+            f"{operation} {attributes['db.namespace']}".strip(),
+            kind=SpanKind.CLIENT,
+            attributes={**attributes, "db.operation.name": operation, "db.query.text": statement},
+        )
+        if context is not None:
+            context._velocity_span = span
+        else:  # pragma: no cover - SQLAlchemy always passes a context for cursor executes
+            span.end()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(_conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool) -> None:
+        span = getattr(context, "_velocity_span", None)
+        if span is not None:
+            span.end()
+            context._velocity_span = None
+
+    @event.listens_for(engine, "handle_error")
+    def _error(exception_context: Any) -> None:
+        span = getattr(exception_context.execution_context, "_velocity_span", None)
+        if span is not None:
+            exc = exception_context.original_exception
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.end()
+            exception_context.execution_context._velocity_span = None

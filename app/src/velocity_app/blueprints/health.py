@@ -6,8 +6,9 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from velocity_app.db import SCHEMA_HEAD, schema_revision
+from velocity_app.db import schema_revision
 from velocity_app.logs import get_logger
+from velocity_app.migrate import schema_head
 
 bp = Blueprint("health", __name__)
 log = get_logger(__name__)
@@ -27,12 +28,13 @@ def readyz() -> ResponseReturnValue:
         # The class name is enough to act on; the message may carry host names.
         log.warning("readiness_failed", check="database", error=type(exc).__name__)
         return jsonify(status="unavailable", checks={"database": "unreachable"}), 503
-    if revision != SCHEMA_HEAD:
-        log.warning("readiness_failed", check="schema", revision=revision, expected=SCHEMA_HEAD)
+    head = schema_head()
+    if revision != head:
+        log.warning("readiness_failed", check="schema", revision=revision, expected=head)
         return (
             jsonify(
                 status="unavailable",
-                checks={"database": "ok", "schema": f"at {revision or 'none'}, expected {SCHEMA_HEAD}: run `velocity-app migrate`"},
+                checks={"database": "ok", "schema": f"at {revision or 'none'}, expected {head}: run `velocity-app migrate`"},
             ),
             503,
         )
