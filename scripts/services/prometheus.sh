@@ -80,7 +80,14 @@ EOF
 
 start() {
   install
-  if pid_alive "$PIDFILE" && ready; then say "already running on 127.0.0.1:$PORT"; return 0; fi
+  if pid_alive "$PIDFILE" && ready; then
+    # Re-read the configuration and rules this checkout has now (a no-op when nothing changed).
+    mkdir -p "$TARGETS"
+    write_config
+    curl -fsS -X POST "http://127.0.0.1:$PORT/-/reload" >/dev/null || die "prometheus refused to reload $CONFIG (see $LOG)"
+    say "already running on 127.0.0.1:$PORT (configuration reloaded)"
+    return 0
+  fi
   mkdir -p "$DATA" "$TARGETS"
   write_config
   promtool check config "$CONFIG" >/dev/null || die "promtool rejected $CONFIG"
