@@ -148,7 +148,7 @@ def explain(request: PushRequest, message: str) -> str:
     low = text.lower()
     where = f"registry {request.registry}"
     if "unauthorized" in low or "authentication required" in low or "401" in low:
-        who = f"user {request.username!r}" if request.username else "anonymous access"
+        who = f"the credentials of user {request.username!r}" if request.username else "anonymous access"
         return (f"{where} refused {who} for {request.target} ({text}). The registry credentials are wrong or "
                 "missing: check the username/password the pipeline reads from Vault (KV secret/velocity/registry, "
                 "delivered by the vault_secrets role) against the registry's users; locally, "
