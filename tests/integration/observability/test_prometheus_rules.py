@@ -55,3 +55,23 @@ def test_prometheus_has_the_rules_loaded(prometheus):
     rules = [r for g in ours for r in g["rules"]]
     assert {r["name"] for r in rules} == NAMES
     assert all(r["health"] in ("ok", "unknown") for r in rules), [(r["name"], r.get("lastError")) for r in rules]
+
+
+def test_kubernetes_scrape_config_is_valid_apart_from_the_discovery_debian_leaves_out(promtool, tmp_path):
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "deploy" / "prometheus" / "kubernetes-sd.yml").read_text())
+    job = doc["scrape_configs"][0]
+    sd = job.pop("kubernetes_sd_configs")
+    assert sd[0]["role"] == "pod" and sd[0]["api_server"] == "https://127.0.0.1:16443"
+    assert {"ca_file", "cert_file", "key_file"} <= set(sd[0]["tls_config"])
+    # Debian's build refuses the block itself; everything else (relabelling included) must pass.
+    refused = tmp_path / "as-shipped.yml"
+    refused.write_text(yaml.safe_dump({"scrape_configs": [{**job, "kubernetes_sd_configs": sd}]}))
+    proc = _promtool("check", "config", str(refused))
+    assert proc.returncode != 0 and "kubernetes_sd_configs not found" in proc.stdout + proc.stderr
+    job["file_sd_configs"] = [{"files": [str(tmp_path / "targets.json")]}]
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(yaml.safe_dump(doc))
+    proc = _promtool("check", "config", str(checked))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
