@@ -19,6 +19,20 @@ description:
   - B(Validation first.) Every object is sent as a server-side dry run (server-side apply with C(dryRun=All); hook
     objects as a dry-run create) before anything changes. If any is rejected (schema, admission, field-manager
     conflict), the module fails listing every rejected object and B(nothing is changed).
+  - B(Sets that create what they use.) A set may carry its own Namespace, CustomResourceDefinitions and the objects
+    inside them, as most upstream install files do (and as C(kubectl apply -f) accepts). Objects in a Namespace or of
+    a kind that the same set creates cannot be dry-run before it exists, so the order is - every other object
+    (the Namespaces and CRDs included) passes its dry run first; then the new Namespaces and CRDs are created (each
+    CRD waited for until C(Established)); then the waiting objects are dry-run; only then does anything else change.
+    Where the all-or-nothing promise cannot hold - a waiting object that then fails its dry run - the module fails
+    naming it and the Namespaces and CRDs it created (they are kept), and nothing else has changed. Argo CD does the
+    same with C(SkipDryRunOnMissingResource=true) for custom resources and C(CreateNamespace=true) for the
+    application's namespace, except that it applies the rest of the wave without a second dry run.
+  - B(Argo CD side by side.) When a live object is managed by Argo CD (it carries the
+    C(argocd.argoproj.io/tracking-id) annotation, or its fields are owned by the C(argocd-controller) field
+    manager), the module fails before changing anything and names the Application, instead of fighting its
+    self-heal. O(force=true) is the explicit override. Argo CD's default label tracking
+    (C(app.kubernetes.io/instance) alone) is not taken as proof, since Helm sets the same label.
   - B(Order.) Objects are grouped by the C(argocd.argoproj.io/sync-wave) annotation (default V(0)), lowest first;
     inside a wave by Argo CD's kind order (Namespace, ServiceAccount, Secret, ConfigMap, ..., Service, Deployment, Job).
     Each wave's Deployments, StatefulSets, DaemonSets and Jobs must be healthy before the next wave is applied.
@@ -27,6 +41,10 @@ description:
     (V(BeforeHookCreation), the default, deletes a previous run first; V(HookSucceeded) and V(HookFailed) delete
     the hook afterwards). With O(run_hooks=auto), hooks run only when an ordinary object changes, so re-applying
     the same input runs nothing and reports C(changed=false).
+  - B(SyncFail hooks.) Objects annotated C(argocd.argoproj.io/hook=SyncFail) run when a sync that had changed
+    something fails (a failed rollout after its rollback, a failed hook, an interrupted apply), as Argo CD runs them;
+    their outcome is added to the failure message. A set rejected by its dry run changed nothing, so no SyncFail hook
+    runs then (Argo CD would run them, since for it the sync operation failed).
   - B(Apply.) Server-side apply (C(application/apply-patch+yaml)) under O(field_manager), without O(force) by default.
     A field-manager conflict names the object, each field and the manager that owns it.
   - B(Wait.) Deployments fail fast when their C(Progressing) condition turns V(False) with reason
@@ -40,8 +58,8 @@ description:
     fails saying which objects were applied (with their action), which one was in flight, which were not applied
     and which hooks ran; nothing is rolled back then. Every API call has a 60 s deadline, so a hung API server
     fails the task instead of hanging it. Run the task again once the API answers; applied objects stay unchanged.
-  - B(Changed.) C(changed) is true only when the API server stored a new version of an object (its C(resourceVersion)
-    moved) or a hook ran.
+  - B(Changed.) C(changed) is true only when an object's stored content changed (its spec, data, labels or
+    annotations; not the API server's own bookkeeping such as C(resourceVersion) or C(managedFields)) or a hook ran.
   - B(Secrets.) Values of Secret objects (C(data) and C(stringData), raw and decoded) are registered as no_log values,
     masked in diffs and never returned.
   - Templates are rendered by Ansible before the module sees them, for example
@@ -80,7 +98,9 @@ options:
     type: dict
     default: {}
   force:
-    description: Take over fields that another field manager owns, instead of failing on the conflict.
+    description:
+      - Take over fields that another field manager owns, instead of failing on the conflict.
+      - Also the override for live objects that Argo CD manages (otherwise refused before any change).
     type: bool
     default: false
   wait:
@@ -105,6 +125,8 @@ options:
     description:
       - V(auto) runs PreSync/PostSync hooks only when an ordinary object changes; V(always) on every run
         (as an Argo CD sync does); V(never) skips them (their dry-run validation still happens).
+      - V(auto) differs from Argo CD, which runs the hooks on every sync; it makes a re-run of the same release
+        change nothing. SyncFail hooks run whenever a sync that changed something fails, except with V(never).
     type: str
     choices: [auto, always, never]
     default: auto
@@ -217,6 +239,19 @@ in_flight:
     when the connection failed), or V(null).
   returned: when the deploy was interrupted after validation
   type: str
+created:
+  description: The Namespaces and CRDs of the set that were created before an object waiting for them failed its
+    dry run (they are kept; nothing else was changed).
+  returned: when an object in a new Namespace or of a new kind failed its dry run
+  type: list
+  elements: str
+  sample: [Namespace shop, CustomResourceDefinition widgets.example.com]
+argocd_managed:
+  description: Live objects of the set that Argo CD manages, each with its Application; nothing was changed.
+  returned: when the task was refused because Argo CD manages live objects (without O(force))
+  type: list
+  elements: str
+  sample: ["ConfigMap shop/settings (Application shop)"]
 validation_errors:
   description: Messages of every object the server-side dry run rejected.
   returned: when validation failed

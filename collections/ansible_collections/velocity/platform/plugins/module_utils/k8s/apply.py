@@ -3,13 +3,22 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Deploy a manifest set the way Argo CD syncs it, from Ansible:
 
+0. live objects that Argo CD manages (its tracking annotation, or fields owned by its
+   field manager) are refused before anything changes, unless ``force`` is set;
 1. every object is validated by a server-side dry run (apply, or create for hooks)
-   before anything changes, so an invalid set changes nothing;
+   before anything changes, so an invalid set changes nothing. The exception is a set
+   that brings what it uses: objects in a Namespace, or of a kind, that the same set
+   creates cannot be dry-run before their Namespace or CRD exists. They are checked
+   locally first; after everything else passed its dry run, the Namespaces and CRDs
+   are created (each CRD waited for until ``Established``), then those objects are
+   dry-run; if one fails, the Namespaces and CRDs created so far are reported and
+   nothing else has changed;
 2. PreSync hooks run to completion (only when something changes, unless told otherwise);
 3. ordinary objects are server-side applied wave by wave, each wave healthy before the next;
 4. PostSync hooks run after the rollout;
 5. a Deployment whose rollout fails (progress deadline, timeout, failed PostSync hook)
-   is rolled back to the revision that was live before, and both revisions are reported.
+   is rolled back to the revision that was live before, and both revisions are reported;
+6. when a sync that had changed something fails, its SyncFail hooks run, as Argo CD runs them.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -55,18 +64,60 @@ class DeployFailed(Exception):
         self.result = result
 
 
+CRD_KIND = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+ARGOCD_TRACKING = "argocd.argoproj.io/tracking-id"
+ARGOCD_MANAGERS = ("argocd-controller", "argocd-application-controller")
+
+
+def set_kinds(objs):
+    """{(apiVersion, kind): namespaced} for every kind the CRDs of this set define."""
+    kinds = {}
+    for obj in objs:
+        if (obj.get("apiVersion"), obj.get("kind")) != CRD_KIND:
+            continue
+        spec = obj.get("spec") or {}
+        group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
+        for version in spec.get("versions") or []:
+            kinds[("%s/%s" % (group, version.get("name")), kind)] = spec.get("scope", "Namespaced") == "Namespaced"
+    return kinds
+
+
 def prepare(client, objs, namespace, annotations=None, pod_annotations=None, labels=None):
-    """Inject annotations/labels and settle each object's namespace (discovery says if it is namespaced)."""
+    """Inject annotations/labels and settle each object's namespace.
+
+    Discovery says whether a kind is namespaced; for a kind that a CRD of the same set
+    defines, the CRD's ``scope`` says it (the API server does not serve it yet).
+    """
+    defined = set_kinds(objs)
     out = []
     for obj in objs:
         obj = inject_annotations(obj, annotations, pod_annotations, labels)
         meta = obj["metadata"]
-        if client.namespaced(obj):
+        kind = (obj["apiVersion"], obj["kind"])
+        if kind in defined and not client.serves(*kind):
+            namespaced = defined[kind]
+        else:
+            namespaced = client.namespaced(obj)
+        if namespaced:
             meta["namespace"] = meta.get("namespace") or namespace
         else:
             meta.pop("namespace", None)
         out.append(obj)
     return out
+
+
+def argocd_owner(live):
+    """The Argo CD Application managing ``live``, or None: its tracking annotation or its field manager."""
+    if not live:
+        return None
+    meta = live.get("metadata") or {}
+    tracking = (meta.get("annotations") or {}).get(ARGOCD_TRACKING)
+    if tracking:
+        return tracking.split(":", 1)[0] or "unknown"
+    for entry in meta.get("managedFields") or []:
+        if entry.get("manager") in ARGOCD_MANAGERS:
+            return (meta.get("labels") or {}).get("app.kubernetes.io/instance") or "unknown"
+    return None
 
 
 def pod_problems(client, namespace, selector, limit=5):
@@ -110,6 +161,7 @@ class Deployer:
         self.want_diff = want_diff
         self.log = log or (lambda msg: None)
         self.in_flight = None
+        self._pre_applied = {}
         self.result = {
             "changed": False,
             "objects": [],
@@ -126,11 +178,14 @@ class Deployer:
         started = time.monotonic()
         phases = plan(objs)
         sync = phases["Sync"]
-        hooks = phases["PreSync"] + phases["PostSync"]
+        hooks = phases["PreSync"] + phases["PostSync"] + phases["SyncFail"]
 
-        live = dict((key(obj), self.client.get_obj(obj)) for obj in sync)
+        foundation = self.foundation(sync)
+        deferred = self.deferred(sync + hooks, foundation)
+        live = dict((key(obj), None if key(obj) in deferred else self.client.get_obj(obj)) for obj in sync)
+        self.refuse_argocd_managed(sync, live)
         self._deploy_index = dict((ref(obj), (obj, live[key(obj)])) for obj in sync if obj["kind"] == "Deployment")
-        predicted = self.validate(sync, hooks, live)
+        predicted = self.validate(sync, hooks, live, deferred)
         self.result["timings"]["validate_s"] = round(time.monotonic() - started, 3)
 
         changes = [entry for entry in predicted if entry["action"] != "unchanged"]
@@ -156,27 +211,121 @@ class Deployer:
                 }
 
         try:
-            if run_hooks:
-                self.run_hook_phase(phases["PreSync"], "PreSync")
-            self.apply_waves(sync, predicted, live)
-            if run_hooks:
-                self.run_hook_phase(phases["PostSync"], "PostSync")
+            try:
+                if deferred:
+                    self.lay_foundation(foundation, predicted, deferred, live)
+                if run_hooks:
+                    self.run_hook_phase(phases["PreSync"], "PreSync")
+                self.apply_waves(sync, predicted, live)
+                if run_hooks:
+                    self.run_hook_phase(phases["PostSync"], "PostSync")
 
-            for obj in sync:
-                if obj["kind"] == "Deployment" and self.wait:
-                    current = self.client.get_obj(obj)
-                    self.result["deployments"].setdefault(ref(obj), {"revision_before": None})["revision_after"] = \
-                        revision_of(current)
-        except K8sApiError as exc:
-            raise DeployFailed(self.interrupted(exc, sync), self.result) from None
+                for obj in sync:
+                    if obj["kind"] == "Deployment" and self.wait:
+                        current = self.client.get_obj(obj)
+                        self.result["deployments"].setdefault(ref(obj), {"revision_before": None})["revision_after"] = \
+                            revision_of(current)
+            except K8sApiError as exc:
+                raise DeployFailed(self.interrupted(exc, sync), self.result) from None
+        except DeployFailed as failure:
+            if self.result["changed"] and phases["SyncFail"] and self.run_hooks != "never":
+                failure.message += self.run_syncfail_hooks(phases["SyncFail"])
+            raise
         self.result["timings"]["total_s"] = round(time.monotonic() - started, 3)
         return self.result
 
-    def validate(self, sync, hooks, live):
-        """Dry-run every object; collect every error before failing so one run shows them all."""
+    # -- sets that create what they use ---------------------------------------------------------------
+
+    def foundation(self, sync):
+        """The Namespaces and CRDs of the set that are not live yet: {key: obj}."""
+        out = {}
+        for obj in sync:
+            if obj["kind"] == "Namespace" or (obj["apiVersion"], obj["kind"]) == CRD_KIND:
+                if self.client.get_obj(obj) is None:
+                    out[key(obj)] = obj
+        return out
+
+    def deferred(self, objs, foundation):
+        """{key: reason} for objects that cannot be dry-run before a Namespace or CRD of the set exists."""
+        namespaces = set(o["metadata"]["name"] for o in foundation.values() if o["kind"] == "Namespace")
+        kinds = set_kinds(foundation.values())
+        out = {}
+        for obj in objs:
+            namespace = obj["metadata"].get("namespace")
+            if (obj["apiVersion"], obj["kind"]) in kinds and not self.client.serves(obj["apiVersion"], obj["kind"]):
+                out[key(obj)] = "its CustomResourceDefinition is created by this set"
+            elif namespace in namespaces:
+                out[key(obj)] = "its Namespace %s is created by this set" % namespace
+        return out
+
+    def lay_foundation(self, foundation, predicted, deferred, live):
+        """Create the set's Namespaces and CRDs, then dry-run what waited for them."""
+        created = []
+        for obj in sorted(foundation.values(), key=lambda o: o["kind"] != "Namespace"):
+            self.in_flight = ref(obj)
+            after = self.client.apply(obj, force=self.force)
+            self.in_flight = None
+            created.append(ref(obj))
+            self._pre_applied[key(obj)] = after
+            self.result["changed"] = True
+            if obj["kind"] == "CustomResourceDefinition":
+                self.waiter.wait("CustomResourceDefinition", lambda o=obj: self.client.get_obj(o), ref(obj))
+        self.client.forget_discovery()
+        errors = []
+        for entry in predicted:
+            if entry["key"] not in deferred:
+                continue
+            try:
+                entry["dry_run"] = self.client.apply(entry["obj"], dry_run=True, force=self.force)
+            except K8sApiError as exc:
+                errors.append(exc.message)
+        if errors:
+            self.result["created"] = created
+            raise DeployFailed(
+                "%d object(s) failed the server-side dry run after their Namespace or CRD was created: %s. "
+                "Created so far (kept; remove them by hand if the set is abandoned): %s. Nothing else was changed."
+                % (len(errors), "; ".join(errors), ", ".join(created)), self.result)
+
+    def refuse_argocd_managed(self, sync, live):
+        """Argo CD would undo our change at its next self-heal: refuse before changing anything."""
+        if self.force:
+            return
+        owned = []
+        for obj in sync:
+            app = argocd_owner(live[key(obj)])
+            if app:
+                owned.append("%s (Application %s)" % (ref(obj), app))
+        if owned:
+            self.result["argocd_managed"] = owned
+            raise DeployFailed(
+                "%d live object(s) are managed by Argo CD: %s. Nothing was changed. Change them through Argo CD "
+                "(commit the rendered manifests, deploy_render_only=true), or set force=true to take them over "
+                "(Argo CD's self-heal may then undo the change)." % (len(owned), "; ".join(owned)), self.result)
+
+    def run_syncfail_hooks(self, objs):
+        """Run the SyncFail hooks after a failed sync; a note for the failure message."""
+        notes = []
+        for obj in objs:
+            try:
+                self.run_hook(obj, "SyncFail")
+                notes.append("%s succeeded" % ref(obj))
+            except DeployFailed as exc:
+                notes.append("%s failed: %s" % (ref(obj), exc.message))
+        return " SyncFail hook(s): %s." % "; ".join(notes)
+
+    def validate(self, sync, hooks, live, deferred=None):
+        """Dry-run every object; collect every error before failing so one run shows them all.
+
+        Objects in ``deferred`` wait for their Namespace or CRD: predicted as created, dry-run later.
+        """
+        deferred = deferred or {}
         errors = []
         predicted = []
         for obj in sync:
+            if key(obj) in deferred:
+                predicted.append({"key": key(obj), "ref": ref(obj), "obj": obj, "dry_run": obj, "action": "create",
+                                  "deferred": deferred[key(obj)]})
+                continue
             try:
                 dry = self.client.apply(obj, dry_run=True, force=self.force)
             except K8sApiError as exc:
@@ -191,6 +340,8 @@ class Deployer:
                 action = "configure"
             predicted.append({"key": key(obj), "ref": ref(obj), "obj": obj, "dry_run": dry, "action": action})
         for obj in hooks:
+            if key(obj) in deferred:
+                continue
             probe = copy.deepcopy(obj)
             probe["metadata"].pop("name", None)
             probe["metadata"]["generateName"] = obj["metadata"]["name"][:50] + "-"
@@ -216,11 +367,14 @@ class Deployer:
             applied = []
             for obj in objs:
                 before = live[key(obj)]
-                self.in_flight = ref(obj)
-                after = self.client.apply(obj, force=self.force)  # a failure here is reported by run()
-                self.in_flight = None
-                changed = before is None or \
-                    after["metadata"].get("resourceVersion") != before["metadata"].get("resourceVersion")
+                after = self._pre_applied.get(key(obj))
+                if after is None:
+                    self.in_flight = ref(obj)
+                    after = self.client.apply(obj, force=self.force)  # a failure here is reported by run()
+                    self.in_flight = None
+                # Content, not resourceVersion: the API server also bumps it for field-ownership bookkeeping
+                # alone (a Namespace created by an apply that owned no field gets "before-first-apply").
+                changed = before is None or normalise(after) != normalise(before)
                 entry = by_key[key(obj)]
                 entry["action"] = ("created" if before is None else "configured") if changed else "unchanged"
                 self.result["objects"].append(self._summary(entry))
@@ -363,6 +517,8 @@ class Deployer:
                 self.client.delete(obj)
             if phase == "PreSync":
                 raise DeployFailed("%s; the workloads were not changed" % exc, self.result) from None
+            if phase == "SyncFail":
+                raise DeployFailed(str(exc), self.result) from None
             self.fail_rollout(str(exc))
         record["result"] = "succeeded"
         record["duration_s"] = round(time.monotonic() - started, 3)

@@ -229,6 +229,21 @@ class K8sClient:
                 raise self.unreachable("discovery of %s %s" % (api_version, kind), exc) from None
         return self._resources[cache_key]
 
+    def serves(self, api_version, kind):
+        """Whether discovery lists the kind now (False for a CRD's kind before it is established)."""
+        try:
+            self.resource(api_version, kind)
+        except K8sApiError as exc:
+            if exc.unreachable:
+                raise
+            return False
+        return True
+
+    def forget_discovery(self):
+        """Drop cached discovery so kinds that a CRD just added are found."""
+        self.dynamic.resources.invalidate_cache()
+        self._resources = {}
+
     def unreachable(self, what, exc):
         return K8sApiError("%s failed: cannot reach the Kubernetes API at %s: %s" % (
             what, self.api_client.configuration.host, exc), unreachable=True)

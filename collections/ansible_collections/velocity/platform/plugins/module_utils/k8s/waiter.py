@@ -102,7 +102,18 @@ def pod_ready(obj):
     return Status(False, False, "pod %s, not ready" % phase)
 
 
+def crd_established(obj):
+    names = condition(obj, "NamesAccepted")
+    if names and names.get("status") == "False":
+        return Status(False, True, "CRD names not accepted: %s" % (names.get("message") or names.get("reason")))
+    cond = condition(obj, "Established")
+    if cond and cond.get("status") == "True":
+        return Status(True, False, "CRD established")
+    return Status(False, False, "CRD not established yet")
+
+
 PREDICATES = {
+    "CustomResourceDefinition": crd_established,
     "Deployment": deployment_ready,
     "Job": job_complete,
     "StatefulSet": statefulset_ready,
