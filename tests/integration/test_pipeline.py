@@ -81,6 +81,10 @@ def test_no_secret_of_the_run_leaks_anywhere(pipeline_runs, k8s_cluster):
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     secrets = _secret_values(env_file)
     assert len(secrets) >= 3  # SECRET_KEY, DATABASE_URL and its password
+    # The registry password (from Vault via the secrets stage) is pushed with and becomes the pull Secret.
+    pull_secret = STATE / "secrets" / "registry-pull-secret.json"
+    assert oct(pull_secret.stat().st_mode & 0o777) == "0o600"
+    secrets.append((STATE / "registry" / "password").read_text().strip())
 
     places = {"ansible -vvvv output": first.stdout + first.stderr}
     for path in (STATE / "artifacts").rglob("*"):
