@@ -34,6 +34,8 @@ HTPASSWD="$DIR/htpasswd"
 USERNAME=${VELOCITY_REGISTRY_USER:-velocity}
 DOCKER_CERTS_DIR=${VELOCITY_DOCKER_CERTS_DIR:-/etc/docker/certs.d}
 BIN=/usr/bin/docker-registry
+# Set when start remade a file the running registry read at its own start (cert, key, htpasswd).
+RELOAD=0
 
 # The address other hosts' (and pods') traffic would use: the source address of the default route.
 primary_ipv4() {
@@ -111,6 +113,7 @@ make_server_cert() {
   openssl x509 -req -in "$DIR/server.csr" -CA "$DIR/ca.crt" -CAkey "$DIR/ca.key" -CAcreateserial \
     -days 825 -sha256 -extfile "$DIR/server.ext" -out "$DIR/server.crt" 2>/dev/null
   rm -f "$DIR/server.csr" "$DIR/server.ext"
+  RELOAD=1
 }
 
 make_credentials() {
@@ -122,6 +125,7 @@ make_credentials() {
   # The password goes to htpasswd on stdin (-i), never on a command line.
   if [ ! -s "$HTPASSWD" ] || ! htpasswd -v -i "$HTPASSWD" "$USERNAME" < "$PWFILE" >/dev/null 2>&1; then
     (umask 077; htpasswd -B -C 10 -i -c "$HTPASSWD.tmp" "$USERNAME" < "$PWFILE" 2>/dev/null && mv "$HTPASSWD.tmp" "$HTPASSWD")
+    RELOAD=1
   fi
 }
 
@@ -189,7 +193,11 @@ start() {
   make_server_cert
   make_credentials
   trust_in_docker
-  if pid_alive "$PIDFILE" && answers; then say "already running on https://$HOSTPORT"; return 0; fi
+  if pid_alive "$PIDFILE" && answers; then
+    if [ "$RELOAD" = 0 ]; then say "already running on https://$HOSTPORT"; return 0; fi
+    say "certificate or htpasswd remade: restarting"
+    stop
+  fi
   port_taken && die "something else listens on port $PORT ($(ss -Hltnp "sport = :$PORT" | awk '{print $NF}' | head -1)); stop it, or set VELOCITY_REGISTRY_PORT"
   write_config
   say "starting docker-registry on https://$HOSTPORT (log: $LOG)"

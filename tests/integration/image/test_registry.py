@@ -164,9 +164,23 @@ def test_a_wrong_password_fails_clearly_and_never_shows_the_password(registry, a
     output = proc.stdout + proc.stderr
     assert f"registry {registry.host} refused the credentials of user 'velocity'" in output, output[-3000:]
     assert "secret/velocity/registry" in output
-    leaks = [form[:6] for form in _forms(canary) if form in output]
+    log = (registry.ca.parent / "registry.log").read_text(errors="replace")
+    leaks = [form[:6] for form in _forms(canary) if form in output or form in log]
     assert leaks == []
     assert registry.manifest_digest(REPOSITORY, test_tag + "-wrong") is None
+
+
+def test_the_service_script_is_idempotent_and_never_prints_the_password(registry):
+    script = ROOT / "scripts" / "services" / "registry.sh"
+    before = {name: (registry.ca.parent / name).read_bytes() for name in ("ca.crt", "server.crt", "htpasswd")}
+    again = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already running" in again.stderr, again.stderr
+    assert {name: (registry.ca.parent / name).read_bytes() for name in before} == before
+    env = subprocess.run(["bash", str(script), "env"], capture_output=True, text=True, check=True)
+    assert f"VELOCITY_REGISTRY_PASSWORD_FILE={registry.password_file}" in env.stdout
+    for out in (again.stdout + again.stderr, env.stdout + env.stderr):
+        assert registry.password not in out
+    assert subprocess.run(["bash", str(script), "status"]).returncode == 0
 
 
 @pytest.mark.vault
