@@ -100,8 +100,11 @@ REVOCATION = [
 
 
 class Bootstrap:
+    """Each step through hvac (``self.hvac``), each call wrapped by ``client.call`` for clear errors."""
+
     def __init__(self, client: VaultClient, state_dir: Path, args):
         self.client = client
+        self.hvac = client.hvac
         self.state_dir = state_dir
         self.args = args
         self.changed: list[str] = []
@@ -111,32 +114,34 @@ class Bootstrap:
 
     # -- mounts --------------------------------------------------------------
     def mounts(self) -> dict:
-        return (self.client.read("sys/mounts") or {}).get("data") or {}
+        return (self.client.call("sys/mounts", self.hvac.sys.list_mounted_secrets_engines) or {}).get("data") or {}
 
     def auths(self) -> dict:
-        return (self.client.read("sys/auth") or {}).get("data") or {}
+        return (self.client.call("sys/auth", self.hvac.sys.list_auth_methods) or {}).get("data") or {}
 
     def ensure_kv(self) -> None:
         current = self.mounts().get("secret/")
         if current is None:
-            self.client.write("sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
+            self.client.call("sys/mounts/secret", self.hvac.sys.enable_secrets_engine, "kv", path="secret",
+                             options={"version": "2"})
             self.note("mounted KV v2 at secret/")
         elif current.get("type") == "kv" and str((current.get("options") or {}).get("version")) != "2":
             raise SystemExit("secret/ is a KV v1 mount; upgrade it with 'bao kv enable-versioning secret/'")
 
     def ensure_mount(self, path: str, kind: str) -> None:
         if path + "/" not in self.mounts():
-            self.client.write("sys/mounts/%s" % path, {"type": kind})
+            self.client.call("sys/mounts/%s" % path, self.hvac.sys.enable_secrets_engine, kind, path=path)
             self.note("mounted %s at %s/" % (kind, path))
 
     def ensure_auth(self, path: str, kind: str) -> None:
         if path + "/" not in self.auths():
-            self.client.write("sys/auth/%s" % path, {"type": kind})
+            self.client.call("sys/auth/%s" % path, self.hvac.sys.enable_auth_method, kind, path=path)
             self.note("enabled auth %s at %s/" % (kind, path))
 
     # -- app secrets -----------------------------------------------------------
     def ensure_app_secrets(self) -> None:
-        current = self.client.read("secret/data/%s" % APP_PATH, allow_404=True)
+        current = self.client.call("secret/data/%s" % APP_PATH, self.hvac.secrets.kv.v2.read_secret_version,
+                                   APP_PATH, mount_point="secret", raise_on_deleted_version=True, allow_404=True)
         data = ((current or {}).get("data") or {}).get("data") or {}
         version = (((current or {}).get("data") or {}).get("metadata") or {}).get("version") or 0
         if data.get("secret_key"):
@@ -147,9 +152,9 @@ class Bootstrap:
 
     # -- policies ----------------------------------------------------------------
     def ensure_policy(self, name: str, text: str) -> None:
-        current = self.client.read("sys/policies/acl/%s" % name, allow_404=True)
+        current = self.client.call("sys/policies/acl/%s" % name, self.hvac.sys.read_acl_policy, name, allow_404=True)
         if ((current or {}).get("data") or {}).get("policy") != text:
-            self.client.put("sys/policies/acl/%s" % name, {"policy": text})
+            self.client.call("sys/policies/acl/%s" % name, self.hvac.sys.create_or_update_acl_policy, name, text)
             self.note("policy %s" % name)
 
     def ensure_config(self, path: str, desired: dict, compare: dict | None = None, what: str = "") -> None:
@@ -196,7 +201,9 @@ class Bootstrap:
             "allowed_roles": [ROLE],
             "verify_connection": True,
         }
-        current = ((self.client.read("database/config/velocity-postgres", allow_404=True) or {}).get("data")) or {}
+        database = self.hvac.secrets.database
+        current = ((self.client.call("database/config/velocity-postgres", database.read_connection,
+                                     "velocity-postgres", allow_404=True) or {}).get("data")) or {}
         conn = current.get("connection_details") or {}
         # The password is never read back; a marker file remembers which admin password was configured.
         marker = self.state_dir / "db-config.sha256"
@@ -205,7 +212,8 @@ class Bootstrap:
         if (conn.get("connection_url") != url or conn.get("username") != a.pg_admin
                 or current.get("allowed_roles") != [ROLE]
                 or not marker.exists() or marker.read_text() != digest):
-            self.client.write("database/config/velocity-postgres", desired)
+            self.client.call("database/config/velocity-postgres", database.configure, name="velocity-postgres",
+                             **desired)
             atomic_write(str(marker), digest.encode(), 0o600)
             self.note("database connection velocity-postgres")
         role = {
@@ -227,18 +235,20 @@ class Bootstrap:
             "secret_id_ttl": 0,
             "token_type": "service",
         }, what="approle role %s" % ROLE)
-        role_id = self.client.read("auth/approle/role/%s/role-id" % ROLE)["data"]["role_id"]
+        approle = self.hvac.auth.approle
+        role_id = self.client.call("auth/approle/role/%s/role-id" % ROLE, approle.read_role_id, ROLE)["data"]["role_id"]
         role_id_file = self.state_dir / "approle-role-id"
         secret_id_file = self.state_dir / "approle-secret-id"
         if not role_id_file.exists() or role_id_file.read_text().strip() != role_id:
             atomic_write(str(role_id_file), role_id.encode(), 0o600)
         valid = False
         if secret_id_file.exists():
-            lookup = self.client.request("POST", "auth/approle/role/%s/secret-id/lookup" % ROLE,
-                                         {"secret_id": secret_id_file.read_text().strip()}, allow_404=True)
-            valid = bool(lookup and lookup.get("data"))
+            lookup = self.client.call("auth/approle/role/%s/secret-id/lookup" % ROLE, approle.read_secret_id, ROLE,
+                                      secret_id_file.read_text().strip(), allow_404=True)
+            valid = isinstance(lookup, dict) and bool(lookup.get("data"))  # an unknown secret id: 204 or 404
         if not valid:
-            secret_id = self.client.write("auth/approle/role/%s/secret-id" % ROLE, {})["data"]["secret_id"]
+            secret_id = self.client.call("auth/approle/role/%s/secret-id" % ROLE, approle.generate_secret_id,
+                                         ROLE)["data"]["secret_id"]
             atomic_write(str(secret_id_file), secret_id.encode(), 0o600)
             self.note("approle secret-id (local file)")
         return {"role_id_file": str(role_id_file), "secret_id_file": str(secret_id_file)}

@@ -62,7 +62,7 @@ def test_expired_token(vault):
 def test_revoked_token(vault):
     token = vault.app_token()
     with vault.client(token=token) as c:
-        c.put("auth/token/revoke-self")
+        c.write("auth/token/revoke-self")
     with pytest.raises(VaultTokenInvalid) as err:
         _read(vault.addr, token, {"S": "velocity/app#secret_key"})
     assert token not in str(err.value)
@@ -176,7 +176,7 @@ def test_module_faults_are_clear(vault, playbook, tmp_path, case, canary_secrets
     elif case == "revoked":
         token = vault.app_token()
         with vault.client(token=token) as c:
-            c.put("auth/token/revoke-self")
+            c.write("auth/token/revoke-self")
         args["token"] = token
     elif case == "missing_path":
         args["secrets"] = {"X": "velocity/nothing-here#k"}

@@ -40,7 +40,7 @@ def test_namespace_from_environment(vault):
     """OpenBao namespaces: the same KV path in a child namespace, selected by VAULT_NAMESPACE."""
     with vault.client() as c:
         if c.read("sys/namespaces/team-a", allow_404=True) is None:
-            c.put("sys/namespaces/team-a")
+            c.write("sys/namespaces/team-a")
     ns = vault.client(namespace="team-a")
     with ns:
         if "secret/" not in ns.read("sys/mounts")["data"]:

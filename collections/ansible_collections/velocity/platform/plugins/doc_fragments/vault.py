@@ -88,7 +88,8 @@ options:
   retries:
     description:
       - How many times a request is retried after a connection error or HTTP 412/429/500/502/504,
-        with exponential backoff starting at O(retry_backoff) seconds. A sealed server (503) is not retried.
+        with exponential backoff starting at O(retry_backoff) seconds (C(urllib3.Retry) on the task's one HTTP session).
+        A sealed server (503) and a refused TLS certificate are not retried.
     type: int
     default: 3
   retry_backoff:
@@ -97,8 +98,10 @@ options:
     type: float
     default: 0.5
 requirements:
-  - requests (Python library) on the host that runs the module
+  - hvac 2.x (Python library, with requests) on the host that runs the module; every Vault call goes through it
 notes:
+  - Only the options above and the environment variables they name are used; in particular an AppRole, JWT or
+    Kubernetes login never falls back to E(VAULT_TOKEN) or C(~/.vault-token) (as a bare hvac client would).
   - Failures are reported with the address, the path and what to do, for an unreachable server,
     a sealed server, a refused (unknown, expired or revoked) token, a permission denied by policy,
     a missing path or key and a KV version mismatch. Messages never contain a token or a secret value.

@@ -121,7 +121,7 @@ credentials:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params
 
 from ansible_collections.velocity.platform.plugins.module_utils.common.paths import PathRefused, check_secret_file
 from ansible_collections.velocity.platform.plugins.module_utils.vault import client as vault_client
@@ -131,6 +131,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.vault.module imp
     fail,
     raw_argument_spec,
     raw_type_problem,
+    require_libraries,
     vault_argument_spec,
 )
 
@@ -224,8 +225,7 @@ def main():
         required_if=[("state", "present", ["role"])],
         supports_check_mode=True,
     )
-    if not vault_client.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(vault_client.REQUESTS_IMPORT_ERROR))
+    require_libraries(module)
     p = module.params
     result = dict(changed=False, how="none")
     client = None

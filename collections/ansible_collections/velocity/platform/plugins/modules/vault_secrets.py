@@ -219,10 +219,13 @@ k8s_secret:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params
 
-from ansible_collections.velocity.platform.plugins.module_utils.vault import client as vault_client
-from ansible_collections.velocity.platform.plugins.module_utils.vault.module import raw_argument_spec, raw_type_problem
+from ansible_collections.velocity.platform.plugins.module_utils.vault.module import (
+    raw_argument_spec,
+    raw_type_problem,
+    require_libraries,
+)
 from ansible_collections.velocity.platform.plugins.module_utils.vault.tasks import (
     SECRETS_ARGUMENT_SPEC,
     SECRETS_REQUIRED_BY,
@@ -238,8 +241,7 @@ def main():
         module.fail_json(msg=problem, exception="")
     module = AnsibleModule(argument_spec=SECRETS_ARGUMENT_SPEC, required_by=SECRETS_REQUIRED_BY,
                            supports_check_mode=True)
-    if not vault_client.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(vault_client.REQUESTS_IMPORT_ERROR))
+    require_libraries(module)
     result, hidden = run_secrets(module.params, module.check_mode, module._diff)
     module.no_log_values.update(hidden)
     if result.get("failed"):

@@ -4,10 +4,10 @@
 """Vault auth methods: one small class each, and a selector.
 
 Each class names the options it reads, checks them in ``validate()`` without
-any network call, and logs in with ``authenticate(client)``, which leaves the
-token on the client. A module builds one client, authenticates once, and
-every read of the task reuses that token (community.hashi_vault logs in per
-lookup; we do not).
+any network call, and logs in with ``authenticate(client)`` through hvac's
+login call for that method, which leaves the token on the client. A module
+builds one client, authenticates once, and every read of the task reuses that
+token (community.hashi_vault logs in per lookup; we do not).
 
 Adding a method: a class here and one entry in ``AUTH_METHODS``.
 """
@@ -19,6 +19,7 @@ from typing import Optional
 from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
     VaultClient,
     VaultConfigError,
+    VaultConnection,
 )
 
 DEFAULT_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path, not a token
@@ -87,10 +88,10 @@ class AppRoleAuth(AuthMethod):
             raise VaultConfigError("auth_method=approle needs role_id (and secret_id unless the role binds none)")
 
     def authenticate(self, client: VaultClient) -> dict:
-        body = {"role_id": self.options["role_id"]}
-        if self.options.get("secret_id"):
-            body["secret_id"] = self.options["secret_id"]
-        return client.login("auth/%s/login" % self._mount("approle"), body, "AppRole")
+        mount = self._mount("approle")
+        return client.login("AppRole", "auth/%s/login" % mount, client.hvac.auth.approle.login,
+                            role_id=self.options["role_id"], secret_id=self.options.get("secret_id") or None,
+                            mount_point=mount)
 
 
 class JwtAuth(AuthMethod):
@@ -110,8 +111,9 @@ class JwtAuth(AuthMethod):
         self._jwt = jwt
 
     def authenticate(self, client: VaultClient) -> dict:
-        body = {"role": self.options["role_id"], "jwt": self._jwt}
-        return client.login("auth/%s/login" % self._mount("jwt"), body, "JWT")
+        mount = self._mount("jwt")
+        return client.login("JWT", "auth/%s/login" % mount, client.hvac.auth.jwt.jwt_login,
+                            role=self.options["role_id"], jwt=self._jwt, path=mount)
 
 
 class KubernetesAuth(AuthMethod):
@@ -130,8 +132,9 @@ class KubernetesAuth(AuthMethod):
         self._jwt = jwt
 
     def authenticate(self, client: VaultClient) -> dict:
-        body = {"role": self.options["role_id"], "jwt": self._jwt}
-        return client.login("auth/%s/login" % self._mount("kubernetes"), body, "Kubernetes")
+        mount = self._mount("kubernetes")
+        return client.login("Kubernetes", "auth/%s/login" % mount, client.hvac.auth.kubernetes.login,
+                            role=self.options["role_id"], jwt=self._jwt, mount_point=mount)
 
 
 AUTH_METHODS = {cls.NAME: cls for cls in (TokenAuth, AppRoleAuth, JwtAuth, KubernetesAuth)}
@@ -152,8 +155,6 @@ def select_auth_method(options: dict, environ: Optional[dict] = None) -> AuthMet
 
 def connect(options: dict, environ: Optional[dict] = None) -> VaultClient:
     """Validate the options, build the one client of the task and log in once."""
-    from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultConnection
-
     method = select_auth_method(options, environ)
     client = VaultClient(VaultConnection.from_options(options, environ))
     try:

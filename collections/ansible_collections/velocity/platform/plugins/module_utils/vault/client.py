@@ -1,34 +1,62 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A small Vault/OpenBao HTTP client: one session, retries, clear errors.
+"""The one place where the Vault connection is set up and hvac's errors become ours.
 
-One :class:`VaultClient` is built per task. It keeps a single
-``requests.Session`` (one connection pool, reused by every read and by the
-worker threads that read in parallel) and the token obtained by one login.
+One :class:`VaultClient` is built per task. It wraps one ``hvac.Client`` over
+one ``requests.Session`` whose adapter holds a connection pool sized to the
+parallel readers and retries with backoff (``urllib3.Retry``, as
+community.hashi_vault does). The task logs in once; every read reuses the token.
 
-Errors are :class:`VaultError` subclasses whose messages name the address,
-the path and what to do. They never contain a token or a secret value: the
-body of a Vault error response is reduced to its ``errors`` strings, which
-Vault writes for humans and which do not echo request data.
+hvac does the HTTP; :meth:`VaultClient.call` runs each hvac call and turns
+``hvac.exceptions`` and ``requests`` errors into :class:`VaultError`
+subclasses whose messages name the address, the path and what to do. They
+never contain a token or a secret value: a Vault error body is reduced to its
+``errors`` strings, which Vault writes for humans and which do not echo
+request data.
+
+Two hvac defaults are overridden on purpose, because each silently changes
+what the operator asked for:
+
+- a session given to ``hvac.Client`` wins over its ``verify`` and ``cert``
+  arguments, so the CA path (or ``validate_certs=false``) is set on the
+  session itself, and passed again per request (a session-level value alone
+  loses against ``REQUESTS_CA_BUNDLE``, requests#3829);
+- ``hvac.Client(token=None)`` reads ``VAULT_TOKEN`` or ``~/.vault-token``, and
+  ``cert=None`` reads ``VAULT_CLIENT_CERT``: the client is always given an
+  explicit token (empty until a login) and an explicit certificate, so only
+  the options resolved by :meth:`VaultConnection.from_options` are used.
 """
 from __future__ import annotations
 
 import os
 import random
-import time
+import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
 try:
     import requests
     from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
 
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - exercised only without requests
+    HTTPAdapter = Retry = object
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = exc
+
+try:
+    import hvac
+    from hvac import exceptions as hvac_exceptions
+
+    HAS_HVAC = True
+    HVAC_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only without hvac
+    hvac = hvac_exceptions = None
+    HAS_HVAC = False
+    HVAC_IMPORT_ERROR = exc
 
 
 class VaultError(Exception):
@@ -80,7 +108,7 @@ class VaultRequestError(VaultError):
 
 
 # Statuses worth retrying: rate limit, transient server errors, and 412
-# (performance standby not caught up yet). 503 is examined first (sealed).
+# (performance standby not caught up yet). 503 is not retried: it means sealed.
 RETRY_STATUSES = frozenset({412, 429, 500, 502, 504})
 
 
@@ -128,40 +156,145 @@ class VaultConnection:
             max_workers=int(options.get("max_workers") or 8),
         )
 
+    @property
+    def verify(self):
+        """What requests' ``verify`` gets: the CA path, or whether to check the certificate at all."""
+        if not self.validate_certs:
+            return False
+        return self.ca_cert or True
 
-def _error_strings(response) -> str:
+    @property
+    def cert(self):
+        """What requests' ``cert`` gets; ``()`` (not None) so that hvac does not read VAULT_CLIENT_CERT."""
+        if not self.client_cert:
+            return ()
+        return (self.client_cert, self.client_key) if self.client_key else self.client_cert
+
+
+class BackoffRetry(Retry):
+    """urllib3's Retry with the backoff our options document: the first retry waits ``backoff_factor``
+    seconds, each next one twice as long, plus up to a quarter of jitter (urllib3 does not wait
+    before the first retry, and its jitter is absolute)."""
+
+    def get_backoff_time(self) -> float:
+        errors = 0
+        for attempt in reversed(self.history):
+            if attempt.redirect_location is not None:
+                break
+            errors += 1
+        if errors == 0:
+            return 0.0
+        delay = self.backoff_factor * (2 ** (errors - 1))
+        cap = getattr(self, "backoff_max", 120)  # an attribute since urllib3 2.0; 1.26 caps at 120 s
+        return min(cap, delay + random.uniform(0, delay / 4))  # noqa: S311 - jitter, not cryptography
+
+
+def retry_policy(retries: int, backoff: float) -> "BackoffRetry":
+    common = dict(
+        total=retries, connect=retries, read=retries, status=retries,
+        backoff_factor=backoff,
+        status_forcelist=sorted(RETRY_STATUSES),
+        # The last answer goes back to hvac, which raises for its status; we map that.
+        raise_on_status=False,
+    )
     try:
-        errors = response.json().get("errors") or []
-    except ValueError:
-        errors = []
-    return "; ".join(str(e) for e in errors if e)[:500]
+        # Every verb, as community.hashi_vault does: Vault's writes here (logins, lease
+        # lookups and renewals) are safe to repeat. A TLS failure (unknown CA, wrong
+        # name) counts as "other": retrying cannot fix it.
+        return BackoffRetry(allowed_methods=None, other=0, **common)
+    except TypeError:  # urllib3 older than 1.26 on a managed node
+        return BackoffRetry(method_whitelist=None, **common)
+
+
+class CountingAdapter(HTTPAdapter):
+    """An HTTPAdapter that counts the requests sent through it (for the task's ``stats``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def send(self, request, **kwargs):
+        with self._lock:
+            self.count += 1
+        return super().send(request, **kwargs)
+
+
+def build_session(connection: VaultConnection) -> "requests.Session":
+    """One session for the task: a pool sized to the parallel readers, retries, TLS settings, namespace."""
+    session = requests.Session()
+    # One pool sized for the parallel readers, so threads share connections
+    # instead of opening and dropping extra ones.
+    adapter = CountingAdapter(pool_connections=1, pool_maxsize=max(connection.max_workers, 1),
+                              max_retries=retry_policy(connection.retries, connection.retry_backoff))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    # hvac takes verify and cert from a session it is given, not from its arguments.
+    session.verify = connection.verify
+    session.cert = connection.cert or None
+    return session
+
+
+_HTTP_STATUS = {}
+if HAS_HVAC:
+    _HTTP_STATUS = {
+        hvac_exceptions.InvalidRequest: 400, hvac_exceptions.Unauthorized: 401, hvac_exceptions.Forbidden: 403,
+        hvac_exceptions.InvalidPath: 404, hvac_exceptions.PreconditionFailed: 412,
+        hvac_exceptions.RateLimitExceeded: 429, hvac_exceptions.InternalServerError: 500,
+        hvac_exceptions.VaultNotInitialized: 501, hvac_exceptions.BadGateway: 502, hvac_exceptions.VaultDown: 503,
+    }
+
+
+def _status(exc) -> int:
+    for kind, status in _HTTP_STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 0
+
+
+def _error_strings(exc) -> str:
+    return "; ".join(str(e) for e in (getattr(exc, "errors", None) or []) if e)[:500]
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "..."
 
 
 class VaultClient:
-    """HTTP calls to ``/v1/...`` with one session, one token, retries and error mapping."""
+    """One hvac client, one session, one token for the task; every hvac call goes through :meth:`call`."""
 
-    def __init__(self, connection: VaultConnection, token: Optional[str] = None, sleep=time.sleep):
+    def __init__(self, connection: VaultConnection, token: Optional[str] = None):
         if not HAS_REQUESTS:
             raise VaultConfigError("the Python library 'requests' is required on the host that runs this module")
+        if not HAS_HVAC:
+            raise VaultConfigError("the Python library 'hvac' is required on the host that runs this module "
+                                   "(pip install hvac)")
         self.connection = connection
-        self.token = token
-        self.request_count = 0
         self.login_count = 0
-        self._sleep = sleep
-        self.session = requests.Session()
-        # One pool sized for the parallel readers, so threads share connections
-        # instead of opening and dropping extra ones.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(connection.max_workers, 1))
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        # verify goes with every request: a Session-level value loses against
-        # REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE from the environment (requests#3829).
-        self._verify = connection.ca_cert or connection.validate_certs
-        if connection.client_cert:
-            self.session.cert = (connection.client_cert, connection.client_key) if connection.client_key else connection.client_cert
-        if connection.namespace:
-            self.session.headers["X-Vault-Namespace"] = connection.namespace
-        self.session.headers["X-Vault-Request"] = "true"
+        self.session = build_session(connection)
+        self._http_adapter = self.session.get_adapter(connection.url)
+        self.hvac = hvac.Client(
+            url=connection.url,
+            token=token or "",  # never None: hvac would fall back to VAULT_TOKEN or ~/.vault-token
+            verify=connection.verify,
+            cert=connection.cert,
+            timeout=connection.timeout,
+            namespace=connection.namespace,
+            session=self.session,
+        )
+
+    @property
+    def token(self) -> str:
+        return self.hvac.token or ""
+
+    @token.setter
+    def token(self, value: Optional[str]) -> None:
+        self.hvac.token = value or ""
+
+    @property
+    def request_count(self) -> int:
+        return getattr(self._http_adapter, "count", 0)
 
     def close(self) -> None:
         self.session.close()
@@ -172,138 +305,118 @@ class VaultClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- low level -------------------------------------------------------
-    def _send(self, method: str, path: str, body: Optional[dict], authenticated: bool):
-        url = "%s/v1/%s" % (self.connection.url, path.lstrip("/"))
-        headers = {}
-        if authenticated:
-            if not self.token:
-                raise VaultConfigError("no Vault token: log in first (auth_method) or set token / VAULT_TOKEN")
-            headers["X-Vault-Token"] = self.token
-        attempt = 0
-        while True:
-            attempt += 1
-            self.request_count += 1
-            try:
-                response = self.session.request(
-                    method, url, json=body, headers=headers, timeout=self.connection.timeout, verify=self._verify
-                )
-            except requests.exceptions.SSLError as exc:
-                raise VaultUnreachable(
-                    "TLS error talking to Vault at %s: %s. Set ca_cert (or VAULT_CACERT) to the CA that signed the "
-                    "server certificate, or validate_certs=false for a throwaway dev server" % (self.connection.url, _short(exc))
-                ) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if attempt <= self.connection.retries:
-                    self._backoff(attempt)
-                    continue
-                raise VaultUnreachable(
-                    "Vault at %s is unreachable after %d attempt(s) (%s). Check url/VAULT_ADDR and that the server runs "
-                    "(locally: scripts/services/vault.sh start)" % (self.connection.url, attempt, _short(exc))
-                ) from None
-            if response.status_code in RETRY_STATUSES and attempt <= self.connection.retries:
-                self._backoff(attempt)
-                continue
-            return response
+    # -- the one place where hvac and requests errors become ours ---------------
+    def call(self, vault_path: str, operation, *args, **kwargs):
+        """Run one hvac call about ``vault_path`` (named in errors); return its result or raise a :class:`VaultError`.
 
-    def _backoff(self, attempt: int) -> None:
-        delay = self.connection.retry_backoff * (2 ** (attempt - 1))
-        self._sleep(delay + random.uniform(0, delay / 4))  # noqa: S311 - jitter, not cryptography
+        ``allow_404=True`` returns None for a missing path instead of raising.
+        """
+        path = vault_path
+        allow_404 = kwargs.pop("allow_404", False)
+        try:
+            return operation(*args, **kwargs)
+        except hvac_exceptions.InvalidPath as exc:
+            if allow_404:
+                return None
+            error = self._translate(exc, path)
+        except hvac_exceptions.VaultError as exc:
+            error = self._translate(exc, path)
+        except requests.exceptions.RequestException as exc:
+            error = self._unreachable(exc)
+        raise error
 
-    def request(self, method: str, path: str, body: Optional[dict] = None, authenticated: bool = True,
-                allow_404: bool = False) -> Optional[dict]:
-        response = self._send(method, path, body, authenticated)
-        status = response.status_code
-        if status in (200, 201):
-            return response.json() if response.content else {}
-        if status == 204:
-            return {}
-        if status == 404 and allow_404:
-            return None
-        self._raise_for(status, path, response, authenticated)
-        return None  # pragma: no cover
+    def _unreachable(self, exc: Exception) -> VaultError:
+        url = self.connection.url
+        if isinstance(exc, requests.exceptions.SSLError):
+            return VaultUnreachable(
+                "TLS error talking to Vault at %s: %s. Set ca_cert (or VAULT_CACERT) to the CA that signed the "
+                "server certificate, or validate_certs=false for a throwaway dev server" % (url, _short(exc)))
+        return VaultUnreachable(
+            "Vault at %s is unreachable after %d attempt(s) (%s). Check url/VAULT_ADDR and that the server runs "
+            "(locally: scripts/services/vault.sh start)" % (url, self.connection.retries + 1, _short(exc)))
 
-    def _raise_for(self, status: int, path: str, response, authenticated: bool) -> None:
-        detail = _error_strings(response)
+    def _translate(self, exc, path: str, login: Optional[str] = None) -> VaultError:
+        status = _status(exc)
+        detail = _error_strings(exc)
+        url = self.connection.url
         if status == 503:
             state = self.seal_state()
             if state in ("sealed", "uninitialized"):
-                raise VaultSealed(
-                    "Vault at %s is %s: unseal it (vault operator unseal; locally: scripts/services/vault.sh unseal file) "
-                    "and retry" % (self.connection.url, state)
-                )
-        if status == 403 and authenticated:
+                return VaultSealed(
+                    "Vault at %s is %s: unseal it (vault operator unseal; locally: scripts/services/vault.sh unseal "
+                    "file) and retry" % (url, state))
+        if login and status in (400, 401, 403, 404, 500):
+            return VaultAuthError(
+                "%s login at %s/v1/%s failed (HTTP %d%s). Check the role name, the credentials and that the auth "
+                "method is enabled at that mount" % (login, url, path, status, ": " + detail if detail else ""))
+        if status == 403 and self.token:
             if self._token_is_invalid():
-                raise VaultTokenInvalid(
+                return VaultTokenInvalid(
                     "the Vault token was refused at %s (on '%s'): it is unknown, expired or revoked. Log in again "
-                    "(auth_method) or provide a fresh token" % (self.connection.url, path)
-                )
-            raise VaultPermissionDenied(
+                    "(auth_method) or provide a fresh token" % (url, path))
+            return VaultPermissionDenied(
                 "permission denied on '%s' at %s: the token's policies do not allow this path. Grant it in the "
-                "policy (see artifacts/security/secrets-management-plan.md) or use a role that has it" % (path, self.connection.url)
-            )
+                "policy (see artifacts/security/secrets-management-plan.md) or use a role that has it" % (path, url))
         if status == 404:
-            raise VaultNotFound("nothing at '%s' in Vault %s (404)%s" % (path, self.connection.url, ": " + detail if detail else ""))
-        raise VaultRequestError(
-            "Vault answered HTTP %d for '%s'%s" % (status, path, ": " + detail if detail else ""), status=status
-        )
+            return VaultNotFound("nothing at '%s' in Vault %s (404)%s" % (path, url, ": " + detail if detail else ""))
+        answer = "HTTP %d" % status if status else "an unexpected HTTP status"
+        return VaultRequestError("Vault answered %s for '%s'%s" % (answer, path, ": " + detail if detail else ""),
+                                 status=status)
 
     def _token_is_invalid(self) -> bool:
-        response = self._send("GET", "auth/token/lookup-self", None, True)
-        return response.status_code == 403
+        try:
+            self.hvac.auth.token.lookup_self()
+        except hvac_exceptions.Forbidden:
+            return True
+        except (hvac_exceptions.VaultError, requests.exceptions.RequestException):
+            return False
+        return False
 
-    # -- helpers -----------------------------------------------------------
+    # -- helpers -----------------------------------------------------------------
     def seal_state(self) -> str:
         try:
-            response = self._send("GET", "sys/seal-status", None, False)
-            data = response.json()
-        except (VaultError, ValueError):
+            data = self.hvac.sys.read_seal_status()
+        except (hvac_exceptions.VaultError, requests.exceptions.RequestException):
+            return "unknown"
+        if not isinstance(data, dict):
             return "unknown"
         if not data.get("initialized", True):
             return "uninitialized"
         return "sealed" if data.get("sealed") else "unsealed"
 
-    def read(self, path: str, allow_404: bool = False) -> Optional[dict]:
-        return self.request("GET", path, allow_404=allow_404)
-
-    def write(self, path: str, data: Optional[dict] = None) -> Optional[dict]:
-        return self.request("POST", path, data or {})
-
-    def put(self, path: str, data: Optional[dict] = None) -> Optional[dict]:
-        return self.request("PUT", path, data or {})
-
-    def delete(self, path: str) -> Optional[dict]:
-        return self.request("DELETE", path)
-
-    def list(self, path: str) -> list:
-        result = self.request("LIST", path, allow_404=True)
-        return ((result or {}).get("data") or {}).get("keys") or []
-
-    def login(self, path: str, body: dict, method_name: str) -> dict:
-        """POST to an auth login path; keep the client token; return the ``auth`` block (without the token)."""
-        response = self._send("POST", path, body, False)
+    def login(self, method_name: str, vault_path: str, operation, **kwargs) -> dict:
+        """Run an hvac login call; keep the client token; return the ``auth`` block (without the token)."""
+        path = vault_path
         self.login_count += 1
-        if response.status_code == 503:
-            self._raise_for(503, path, response, False)
-        if response.status_code in (400, 401, 403, 404, 500):
-            detail = _error_strings(response)
-            raise VaultAuthError(
-                "%s login at %s/v1/%s failed (HTTP %d%s). Check the role name, the credentials and that the auth "
-                "method is enabled at that mount"
-                % (method_name, self.connection.url, path, response.status_code, ": " + detail if detail else "")
-            )
-        if response.status_code != 200:
-            self._raise_for(response.status_code, path, response, False)
-        auth = (response.json() or {}).get("auth") or {}
+        try:
+            response = operation(use_token=False, **kwargs)
+        except hvac_exceptions.VaultError as exc:
+            raise self._translate(exc, path, login=method_name) from None
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(exc) from None
+        auth = (response if isinstance(response, dict) else {}).get("auth") or {}
         if not auth.get("client_token"):
             raise VaultAuthError("%s login at %s returned no token" % (method_name, path))
         self.token = auth["client_token"]
         return {k: v for k, v in auth.items() if k not in ("client_token", "accessor")}
 
     def lookup_self(self) -> dict:
-        return (self.read("auth/token/lookup-self") or {}).get("data") or {}
+        return (self.call("auth/token/lookup-self", self.hvac.auth.token.lookup_self) or {}).get("data") or {}
 
+    # Generic paths, for what hvac has no method for (sys/internal/ui/mounts) and for tools and tests.
+    def read(self, path: str, allow_404: bool = False) -> Optional[dict]:
+        result = self.call(path, self.hvac.read, path)
+        if result is None and not allow_404:
+            raise VaultNotFound("nothing at '%s' in Vault %s (404)" % (path, self.connection.url))
+        return result
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) < 200 else text[:200] + "..."
+    def write(self, path: str, data: Optional[dict] = None) -> dict:
+        result = self.call(path, self.hvac.write_data, path, data=data or {})
+        return result if isinstance(result, dict) else {}
+
+    def delete(self, path: str) -> None:
+        self.call(path, self.hvac.delete, path)
+
+    def list(self, path: str) -> list:
+        result = self.call(path, self.hvac.list, path)
+        return ((result or {}).get("data") or {}).get("keys") or []

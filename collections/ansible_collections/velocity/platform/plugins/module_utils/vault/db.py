@@ -81,7 +81,9 @@ def remove_state(path: Optional[str]) -> bool:
 
 
 def issue(client: VaultClient, mount: str, role: str) -> Lease:
-    result = client.read("%s/creds/%s" % (mount.strip("/"), role))
+    mount = mount.strip("/")
+    result = client.call("%s/creds/%s" % (mount, role), client.hvac.secrets.database.generate_credentials,
+                         name=role, mount_point=mount) or {}
     data = result.get("data") or {}
     if not data.get("username") or not data.get("password"):
         raise VaultConfigError("'%s/creds/%s' returned no username/password; is it a database role?" % (mount, role))
@@ -93,14 +95,14 @@ def issue(client: VaultClient, mount: str, role: str) -> Lease:
         username=data["username"],
         password=data["password"],
         role=role,
-        mount=mount.strip("/"),
+        mount=mount,
     )
 
 
 def lookup(client: VaultClient, lease_id: str) -> Optional[dict]:
     """Lease metadata (ttl, expire_time...) or None when Vault no longer knows it (expired/revoked)."""
     try:
-        result = client.put("sys/leases/lookup", {"lease_id": lease_id})
+        result = client.call("sys/leases/lookup", client.hvac.sys.read_lease, lease_id=lease_id)
     except VaultRequestError as exc:
         if exc.status == 400:
             return None
@@ -109,10 +111,8 @@ def lookup(client: VaultClient, lease_id: str) -> Optional[dict]:
 
 
 def renew(client: VaultClient, lease: Lease, increment: Optional[int] = None) -> Lease:
-    body = {"lease_id": lease.lease_id}
-    if increment:
-        body["increment"] = increment
-    result = client.put("sys/leases/renew", body) or {}
+    result = client.call("sys/leases/renew", client.hvac.sys.renew_lease, lease_id=lease.lease_id,
+                         increment=increment or None) or {}
     lease.lease_duration = int(result.get("lease_duration") or 0)
     lease.renewable = bool(result.get("renewable"))
     lease.issued_at = time.time()
@@ -123,16 +123,19 @@ def revoke(client: VaultClient, lease_id: str) -> bool:
     """Revoke one lease; False when Vault did not know it (already gone)."""
     if lookup(client, lease_id) is None:
         return False
-    client.put("sys/leases/revoke", {"lease_id": lease_id})
+    client.call("sys/leases/revoke", client.hvac.sys.revoke_lease, lease_id=lease_id)
     return True
 
 
 def revoke_prefix(client: VaultClient, prefix: str, check_mode: bool = False) -> int:
     """Revoke every lease under ``prefix`` (needs sudo on sys/leases/revoke-prefix). Returns how many there were."""
     prefix = prefix.strip("/")
-    count = len(client.list("sys/leases/lookup/%s/" % prefix))
+    # Vault lists "<prefix>/" whether or not the request path ends with the slash (hvac strips it).
+    listed = client.call("sys/leases/lookup/%s/" % prefix, client.hvac.sys.list_leases, prefix=prefix,
+                         allow_404=True) or {}
+    count = len((listed.get("data") or {}).get("keys") or [])
     if count and not check_mode:
-        client.put("sys/leases/revoke-prefix/%s" % prefix)
+        client.call("sys/leases/revoke-prefix/%s" % prefix, client.hvac.sys.revoke_prefix, prefix=prefix)
     return count
 
 

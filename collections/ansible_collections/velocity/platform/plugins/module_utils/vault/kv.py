@@ -4,7 +4,8 @@
 """KV reads for environment variables: ``{ENV_NAME: 'path#key@version'}``.
 
 Each distinct (path, version) is read once, whatever the number of keys taken
-from it, and the reads run in parallel on the client's one session.
+from it, and the reads run in parallel (hvac calls on the client's one session,
+whose pool is sized to ``max_workers``).
 """
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def mount_kv_version(client: VaultClient, mount: str) -> Optional[int]:
     """KV version of ``mount`` (1 or 2), None when it is not a KV mount; raises VaultNotFound when absent.
 
     ``sys/internal/ui/mounts/<mount>`` answers for any token that has some
-    capability under the mount, so the least-privilege app policy is enough.
+    capability under the mount, so the least-privilege app policy is enough
+    (hvac has no method for it: a generic read).
     """
     result = client.read("sys/internal/ui/mounts/%s" % mount, allow_404=True)
     if result is None:
@@ -133,14 +135,14 @@ def read_kv(client: VaultClient, mount: str, path: str, version: Optional[int], 
     if kv_version == 1:
         if version:
             raise VaultConfigError("'%s@%d': version pinning needs a KV version 2 mount" % (path, version))
-        result = client.read("%s/%s" % (mount, path), allow_404=True)
+        result = client.call("%s/%s" % (mount, path), client.hvac.secrets.kv.v1.read_secret, path=path,
+                             mount_point=mount, allow_404=True)
         if result is None:
             raise VaultNotFound("no secret at '%s/%s' (KV v1). Create it or fix the path" % (mount, path))
         return KVSecret(path=path, data=result.get("data") or {}, version=None)
-    api_path = "%s/data/%s" % (mount, path)
-    if version:
-        api_path += "?version=%d" % version
-    result = client.read(api_path, allow_404=True)
+    # A deleted or destroyed version is a 404 like a missing path (raise_on_deleted_version).
+    result = client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.read_secret_version, path=path,
+                         version=version or None, mount_point=mount, raise_on_deleted_version=True, allow_404=True)
     if result is None:
         where = "%s/%s%s" % (mount, path, " version %d" % version if version else "")
         raise VaultNotFound(
@@ -192,7 +194,6 @@ def read_secrets(client: VaultClient, refs: list, mount: str = "secret", kv_vers
 
 
 def write_kv(client: VaultClient, mount: str, path: str, data: dict, cas: Optional[int] = None) -> dict:
-    body = {"data": data}
-    if cas is not None:
-        body["options"] = {"cas": cas}
-    return client.write("%s/data/%s" % (mount.strip("/"), path.strip("/")), body) or {}
+    mount, path = mount.strip("/"), path.strip("/")
+    return client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.create_or_update_secret, path=path,
+                       secret=data, cas=cas, mount_point=mount) or {}

@@ -4,8 +4,10 @@
 """The Ansible side shared by the vault_* modules: argument spec and error handling."""
 from __future__ import annotations
 
+from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.validation import check_type_dict
 
+from ansible_collections.velocity.platform.plugins.module_utils.vault import client as vault_client
 from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultError
 from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import type_name
 
@@ -73,6 +75,14 @@ def vault_argument_spec(**extra) -> dict:
     spec = {k: dict(v) for k, v in VAULT_ARGUMENT_SPEC.items()}
     spec.update(extra)
     return spec
+
+
+def require_libraries(module) -> None:
+    """Fail clearly when hvac (or requests, which it runs on) is missing on the host that runs the module."""
+    if not vault_client.HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=str(vault_client.REQUESTS_IMPORT_ERROR))
+    if not vault_client.HAS_HVAC:
+        module.fail_json(msg=missing_required_lib("hvac"), exception=str(vault_client.HVAC_IMPORT_ERROR))
 
 
 def fail(module, exc: Exception, **result) -> None:

@@ -1,12 +1,24 @@
 # -*- coding: utf-8 -*-
-"""Unit tests for the vault_* module_utils: no network, a scripted fake HTTP session."""
+"""Unit tests for the vault module_utils.
+
+The Vault side is a scripted HTTP server on loopback: our code, hvac, requests
+and urllib3's retries all run as in production; only the answers are scripted.
+The hvac traps (a session overriding ``verify``, a missing token read from
+VAULT_TOKEN or ~/.vault-token) are tested over real TLS and with canaries.
+"""
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import os
 import shlex
+import ssl
 import subprocess
 import threading
+import types
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -14,8 +26,10 @@ from hypothesis import strategies as st
 
 from ansible_collections.velocity.platform.plugins.module_utils.common import files
 from ansible_collections.velocity.platform.plugins.module_utils.vault import auth as vault_auth
+from ansible_collections.velocity.platform.plugins.module_utils.vault import client as vault_client
 from ansible_collections.velocity.platform.plugins.module_utils.vault import db as vault_db
 from ansible_collections.velocity.platform.plugins.module_utils.vault import kv as vault_kv
+from ansible_collections.velocity.platform.plugins.module_utils.vault import module as vault_module
 from ansible_collections.velocity.platform.plugins.module_utils.vault import output as vault_output
 from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
     VaultAuthError,
@@ -24,67 +38,126 @@ from ansible_collections.velocity.platform.plugins.module_utils.vault.client imp
     VaultConnection,
     VaultKeyMissing,
     VaultPermissionDenied,
+    VaultRequestError,
     VaultSealed,
     VaultTokenInvalid,
     VaultUnreachable,
 )
 
-requests = pytest.importorskip("requests")
+hvac = pytest.importorskip("hvac")
+urllib3_retry = pytest.importorskip("urllib3.util.retry")
 
 TOKEN = "s.unit-test-token-value"
+DROP = object()  # a route answer: close the connection without answering
 
 
-class FakeResponse:
-    def __init__(self, status: int, body: dict | None = None):
-        self.status_code = status
-        self._body = body
-        self.content = json.dumps(body).encode() if body is not None else b""
+# -- a scripted Vault on loopback ----------------------------------------------------------------
 
-    def json(self):
-        if self._body is None:
-            raise ValueError("no body")
-        return self._body
+class Call:
+    def __init__(self, method, path, query, body, headers, port):
+        self.method, self.path, self.query, self.body, self.headers, self.port = method, path, query, body, headers, port
+
+    def __repr__(self):
+        return "%s %s" % (self.method, self.path)
 
 
-class FakeSession:
-    """Answers by (method, path) from a routing function; records every call."""
+class ScriptedVault:
+    """Answers ``route(call) -> (status, body) | DROP``; records every request and the client port it came from."""
 
-    def __init__(self, route):
+    def __init__(self, route, tls_context=None):
         self.route = route
         self.calls = []
         self.lock = threading.Lock()
+        outer = self
 
-    def request(self, method, url, json=None, headers=None, timeout=None, verify=None):
-        path = url.split("/v1/", 1)[1]
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Vault: connection reuse is observable
+
+            def handle_one(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                split = urlsplit(self.path)
+                call = Call(self.command, split.path.split("/v1/", 1)[-1], parse_qs(split.query),
+                            json.loads(raw) if raw else None, dict(self.headers), self.client_address[1])
+                with outer.lock:
+                    outer.calls.append(call)
+                answer = outer.route(call)
+                if answer is DROP:
+                    self.close_connection = True
+                    return
+                status, body = answer
+                data = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                if data:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_LIST = handle_one
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        if tls_context is not None:
+            self.server.socket = tls_context.wrap_socket(self.server.socket, server_side=True)
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls_context else "http", self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def paths(self):
         with self.lock:
-            self.calls.append((method, path, dict(headers or {})))
-        answer = self.route(method, path, json)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+            return [c.path for c in self.calls]
 
     def close(self):
-        pass
+        self.server.shutdown()
+        self.server.server_close()
 
 
-def make_client(route, token=TOKEN, retries=2):
-    sleeps = []
-    client = VaultClient(VaultConnection(url="http://vault.test:8200", retries=retries, retry_backoff=0.1),
-                         token=token, sleep=sleeps.append)
-    client.session = FakeSession(route)
-    return client, sleeps
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def start(route, tls_context=None):
+        server = ScriptedVault(route, tls_context)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """urllib3's Retry sleeps through this list instead of the clock (no timed unit tests)."""
+    recorded = []
+    fake_time = types.SimpleNamespace(sleep=recorded.append, time=__import__("time").time,
+                                      monotonic=__import__("time").monotonic)
+    monkeypatch.setattr(urllib3_retry, "time", fake_time)
+    return recorded
+
+
+def make_client(server, token=TOKEN, retries=2, **options):
+    conn = VaultConnection(url=server.url, retries=retries, retry_backoff=0.1, **options)
+    return VaultClient(conn, token=token)
+
+
+def ok(body=None):
+    return 200, body if body is not None else {}
 
 
 def kv_route(secrets: dict, version: int = 3):
-    def route(method, path, body):
-        if path == "sys/internal/ui/mounts/secret":
-            return FakeResponse(200, {"data": {"type": "kv", "options": {"version": "2"}}})
-        if path.startswith("secret/data/"):
-            p = path[len("secret/data/"):].split("?")[0]
+    def route(call):
+        if call.path == "sys/internal/ui/mounts/secret":
+            return ok({"data": {"type": "kv", "options": {"version": "2"}}})
+        if call.path.startswith("secret/data/"):
+            p = call.path[len("secret/data/"):]
             if p in secrets:
-                return FakeResponse(200, {"data": {"data": secrets[p], "metadata": {"version": version}}})
-            return FakeResponse(404, {"errors": []})
-        return FakeResponse(404, {"errors": []})
+                return ok({"data": {"data": secrets[p], "metadata": {"version": version}}})
+        return 404, {"errors": []}
     return route
 
 
@@ -110,77 +183,116 @@ def test_bad_refs_name_the_variable(env, ref, needle):
         vault_kv.SecretRef.parse(env, ref)
 
 
-def test_each_path_is_read_once_and_keys_are_mapped():
-    client, dummy = make_client(kv_route({"velocity/app": {"a": "1", "b": "2"}, "velocity/x": {"c": 3}}))
+# -- KV reads through hvac --------------------------------------------------------------------------
+
+def test_each_path_is_read_once_and_keys_are_mapped(scripted):
+    server = scripted(kv_route({"velocity/app": {"a": "1", "b": "2"}, "velocity/x": {"c": 3}}))
+    client = make_client(server)
     refs = vault_kv.parse_refs({"A": "velocity/app#a", "B": "velocity/app#b", "C": "velocity/x#c"})
     values, versions = vault_kv.read_secrets(client, refs)
     assert values == {"A": "1", "B": "2", "C": "3"}
-    reads = [c for c in client.session.calls if c[1].startswith("secret/data/")]
-    assert len(reads) == 2
-    assert all(c[2]["X-Vault-Token"] == TOKEN for c in client.session.calls)
+    assert sorted(server.paths()) == ["secret/data/velocity/app", "secret/data/velocity/x",
+                                      "sys/internal/ui/mounts/secret"]
+    assert all(c.headers["X-Vault-Token"] == TOKEN and c.headers["X-Vault-Request"] == "true" for c in server.calls)
     assert versions == {"velocity/app": {"version": 3}, "velocity/x": {"version": 3}}
+    assert client.request_count == 3
 
 
-def test_reads_run_in_parallel():
+def test_a_pinned_version_is_asked_for(scripted):
+    server = scripted(kv_route({"velocity/app": {"k": "v"}}))
+    values, versions = vault_kv.read_secrets(make_client(server), vault_kv.parse_refs({"K": "velocity/app#k@2"}))
+    assert values == {"K": "v"} and versions == {"velocity/app@2": {"version": 3}}
+    assert [c.query for c in server.calls if c.path.startswith("secret/data/")] == [{"version": ["2"]}]
+
+
+def test_reads_run_in_parallel(scripted):
     barrier = threading.Barrier(4, timeout=5)
-    inner = kv_route({f"p{i}": {"k": str(i)} for i in range(4)})
+    inner = kv_route({"p%d" % i: {"k": str(i)} for i in range(4)})
 
-    def route(method, path, body):
-        if path.startswith("secret/data/"):
-            barrier.wait()  # deadlocks (BrokenBarrierError) unless 4 reads are in flight together
-        return inner(method, path, body)
+    def route(call):
+        if call.path.startswith("secret/data/"):
+            barrier.wait()  # BrokenBarrierError (then a 500) unless 4 reads are in flight together
+        return inner(call)
 
-    client, dummy = make_client(route)
-    refs = vault_kv.parse_refs({f"E{i}": f"p{i}#k" for i in range(4)})
+    client = make_client(scripted(route), retries=0)
+    refs = vault_kv.parse_refs({"E%d" % i: "p%d#k" % i for i in range(4)})
     values, dummy = vault_kv.read_secrets(client, refs, max_workers=4)
-    assert values == {f"E{i}": str(i) for i in range(4)}
+    assert values == {"E%d" % i: str(i) for i in range(4)}
 
 
-def test_missing_key_message_has_names_not_values():
-    client, dummy = make_client(kv_route({"velocity/app": {"present": "TOPSECRETVALUE"}}))
+def test_parallel_reads_share_one_pool_sized_to_the_workers(scripted):
+    server = scripted(kv_route({"p%02d" % i: {"k": str(i)} for i in range(12)}))
+    client = make_client(server, max_workers=3)
+    refs = vault_kv.parse_refs({"E%02d" % i: "p%02d#k" % i for i in range(12)})
+    values, dummy = vault_kv.read_secrets(client, refs, max_workers=3)
+    assert len(values) == 12 and len(server.calls) == 13
+    # 13 requests over at most 3 kept-alive connections: the pool holds as many as there are workers.
+    assert len({c.port for c in server.calls}) <= 3
+
+
+def test_missing_key_message_has_names_not_values(scripted):
+    client = make_client(scripted(kv_route({"velocity/app": {"present": "TOPSECRETVALUE"}})))
     with pytest.raises(VaultKeyMissing) as err:
         vault_kv.read_secrets(client, vault_kv.parse_refs({"X": "velocity/app#absent"}))
     assert "keys there: present" in str(err.value) and "TOPSECRETVALUE" not in str(err.value)
 
 
-# -- client: retries and error mapping ------------------------------------------------------------
+def test_missing_path_and_kv_version_mismatch(scripted):
+    client = make_client(scripted(kv_route({})))
+    with pytest.raises(vault_client.VaultNotFound, match=r"no secret at 'secret/velocity/none' \(KV v2"):
+        vault_kv.read_secrets(client, vault_kv.parse_refs({"X": "velocity/none#k"}))
+    with pytest.raises(vault_client.VaultKVVersionMismatch, match="is KV version 2 but kv_version=1"):
+        vault_kv.read_secrets(client, vault_kv.parse_refs({"X": "velocity/none#k"}), kv_version=1)
 
-def test_transient_errors_are_retried_with_backoff():
-    answers = iter([FakeResponse(502, {"errors": ["bad gateway"]}), requests.exceptions.ConnectionError("reset"),
-                    FakeResponse(200, {"data": {"ok": True}})])
-    client, sleeps = make_client(lambda *a: next(answers))
+
+# -- retries (urllib3.Retry on the session's adapter) and error mapping -------------------------------
+
+def test_transient_errors_are_retried_with_backoff(scripted, sleeps):
+    answers = iter([(502, {"errors": ["bad gateway"]}), DROP, ok({"data": {"ok": True}})])
+    server = scripted(lambda call: next(answers))
+    client = make_client(server)
     assert client.read("some/path") == {"data": {"ok": True}}
+    assert len(server.calls) == 3
     assert len(sleeps) == 2 and 0.1 <= sleeps[0] < 0.13 and 0.2 <= sleeps[1] < 0.26
 
 
-def test_unreachable_after_retries_names_the_address():
-    client, sleeps = make_client(lambda *a: requests.exceptions.ConnectionError("refused"), retries=1)
-    with pytest.raises(VaultUnreachable, match=r"vault.test:8200 is unreachable after 2 attempt"):
+def test_retries_give_up_with_the_last_answer(scripted, sleeps):
+    server = scripted(lambda call: (500, {"errors": ["storage backend down"]}))
+    with pytest.raises(VaultRequestError, match="HTTP 500 for 'x': storage backend down") as err:
+        make_client(server, retries=1).read("x")
+    assert err.value.status == 500 and len(server.calls) == 2 and len(sleeps) == 1
+
+
+def test_unreachable_after_retries_names_the_address(scripted, sleeps):
+    server = scripted(lambda call: ok())
+    url = server.url
+    server.close()  # nothing listens there any more
+    client = VaultClient(VaultConnection(url=url, retries=1, retry_backoff=0.1), token=TOKEN)
+    with pytest.raises(VaultUnreachable, match=r"127.0.0.1:\d+ is unreachable after 2 attempt") as err:
         client.read("x")
-    assert len(sleeps) == 1
+    assert len(sleeps) == 1 and TOKEN not in str(err.value)
 
 
-def test_sealed_is_reported_not_retried():
-    def route(method, path, body):
-        if path == "sys/seal-status":
-            return FakeResponse(200, {"initialized": True, "sealed": True})
-        return FakeResponse(503, {"errors": ["Vault is sealed"]})
-    client, sleeps = make_client(route)
+def test_sealed_is_reported_not_retried(scripted, sleeps):
+    def route(call):
+        if call.path == "sys/seal-status":
+            return ok({"initialized": True, "sealed": True})
+        return 503, {"errors": ["Vault is sealed"]}
+    server = scripted(route)
     with pytest.raises(VaultSealed, match="is sealed: unseal it"):
-        client.read("secret/data/x")
-    assert sleeps == []
+        make_client(server).read("secret/data/x")
+    assert sleeps == [] and server.paths() == ["secret/data/x", "sys/seal-status"]
 
 
 @pytest.mark.parametrize("lookup_status,error", [(403, VaultTokenInvalid), (200, VaultPermissionDenied)])
-def test_403_tells_bad_token_from_policy(lookup_status, error):
-    def route(method, path, body):
-        if path == "auth/token/lookup-self":
-            return FakeResponse(lookup_status, {"data": {}} if lookup_status == 200 else {"errors": ["permission denied"]})
-        return FakeResponse(403, {"errors": ["permission denied"]})
-    client, dummy = make_client(route)
+def test_403_tells_bad_token_from_policy(scripted, lookup_status, error):
+    def route(call):
+        if call.path == "auth/token/lookup-self":
+            return (200, {"data": {}}) if lookup_status == 200 else (403, {"errors": ["permission denied"]})
+        return 403, {"errors": ["permission denied"]}
     with pytest.raises(error) as err:
-        client.read("secret/data/other")
-    assert TOKEN not in str(err.value)
+        make_client(scripted(route)).read("secret/data/other")
+    assert "'secret/data/other'" in str(err.value) and TOKEN not in str(err.value)
 
 
 def test_connection_options_fall_back_to_environment(tmp_path):
@@ -196,12 +308,118 @@ def test_connection_options_fall_back_to_environment(tmp_path):
         VaultConnection.from_options({"url": "http://a", "ca_cert": str(tmp_path / "nope")}, environ={})
 
 
-def test_namespace_header_and_one_session():
-    client = VaultClient(VaultConnection(url="http://v", namespace="team"), token=TOKEN)
-    assert client.session.headers["X-Vault-Namespace"] == "team"
+def test_namespace_header_is_sent(scripted):
+    server = scripted(lambda call: ok({"data": {}}))
+    make_client(server, namespace="team").read("x")
+    assert server.calls[0].headers["X-Vault-Namespace"] == "team"
 
 
-# -- auth selector -------------------------------------------------------------------------------
+def test_missing_hvac_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(vault_client, "HAS_HVAC", False)
+    with pytest.raises(VaultConfigError, match="Python library 'hvac' is required"):
+        VaultClient(VaultConnection(url="http://127.0.0.1:1"))
+
+    class Module:
+        def fail_json(self, **kwargs):
+            raise SystemExit(kwargs["msg"])
+
+    with pytest.raises(SystemExit, match="hvac"):
+        vault_module.require_libraries(Module())
+
+
+# -- the hvac traps ----------------------------------------------------------------------------------
+
+def test_no_token_is_taken_from_vault_token_or_home(scripted, monkeypatch, tmp_path):
+    """hvac.Client(token=None) reads VAULT_TOKEN, then ~/.vault-token: an unauthenticated client must send neither."""
+    monkeypatch.setenv("VAULT_TOKEN", "CANARY-ENV-TOKEN")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".vault-token").write_text("CANARY-FILE-TOKEN")
+
+    def route(call):
+        if call.path == "auth/approle/login":
+            return ok({"auth": {"client_token": "login-token", "accessor": "acc", "policies": ["velocity-app"]}})
+        if call.path == "sys/seal-status":
+            return ok({"initialized": True, "sealed": False})
+        return ok({"data": {"policies": ["velocity-app"]}})
+    server = scripted(route)
+    client = VaultClient(VaultConnection(url=server.url))
+    assert client.token == "" and client.seal_state() == "unsealed"
+    client = vault_auth.connect({"url": server.url, "auth_method": "approle", "role_id": "r", "secret_id": "s"},
+                                environ={})
+    assert client.lookup_self()["policies"] == ["velocity-app"]
+    sent = [(c.path, c.headers.get("X-Vault-Token")) for c in server.calls]
+    assert sent == [("sys/seal-status", None), ("auth/approle/login", None), ("auth/token/lookup-self", "login-token")]
+
+
+@pytest.fixture(scope="module")
+def tls_pki(tmp_path_factory):
+    """A CA and a server certificate for 127.0.0.1 signed by it, plus a second CA that signed nothing."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    out = tmp_path_factory.mktemp("pki")
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def pem(cert):
+        return cert.public_bytes(serialization.Encoding.PEM)
+
+    def ca(name):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                             content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                             key_agreement=False, encipher_only=False, decipher_only=False),
+                               critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .sign(key, hashes.SHA256()))
+        return key, cert
+
+    ca_key, ca_cert = ca("unit-test-ca")
+    dummy, other_ca = ca("unit-test-other-ca")
+    key = ec.generate_private_key(ec.SECP256R1())
+    server = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vault")]))
+              .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+              .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                             critical=False)
+              .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    (out / "ca.pem").write_bytes(pem(ca_cert))
+    (out / "other-ca.pem").write_bytes(pem(other_ca))
+    (out / "server.pem").write_bytes(pem(server))
+    (out / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(out / "server.pem"), str(out / "server.key"))
+    return types.SimpleNamespace(ca=str(out / "ca.pem"), other_ca=str(out / "other-ca.pem"), context=context)
+
+
+def test_ca_path_is_kept_although_hvac_is_given_a_session(scripted, tls_pki, monkeypatch, sleeps):
+    """A session passed to hvac.Client overrides its verify: the CA path must be on the session too."""
+    server = scripted(lambda call: ok({"data": {"ok": True}}), tls_context=tls_pki.context)
+    # Neither a CA bundle from the environment nor hvac's VAULT_CLIENT_CERT (read when hvac is imported) may
+    # replace what the options say.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_pki.other_ca)
+    monkeypatch.setattr(hvac.v1, "VAULT_CLIENT_CERT", "/nonexistent/client.pem")
+    assert make_client(server, ca_cert=tls_pki.ca).read("x") == {"data": {"ok": True}}
+    assert make_client(server, validate_certs=False).read("x") == {"data": {"ok": True}}
+    for options in ({}, {"ca_cert": tls_pki.other_ca}):
+        with pytest.raises(VaultUnreachable, match=r"TLS error talking to Vault at https://127.0.0.1:\d+: .* Set "
+                                                   r"ca_cert") as err:
+            make_client(server, **options).read("x")
+        assert TOKEN not in str(err.value)
+    assert len(server.calls) == 2 and sleeps == []  # a refused certificate is not retried, and no token was sent
+
+
+# -- auth selector ---------------------------------------------------------------------------------
 
 def test_selector_knows_every_method_and_rejects_others():
     assert sorted(vault_auth.AUTH_METHODS) == ["approle", "jwt", "kubernetes", "token"]
@@ -228,30 +446,36 @@ def test_token_sources_in_order(tmp_path):
     assert vault_auth.select_auth_method({"token": "param"}, environ={"VAULT_TOKEN": "env"})._token == "param"
 
 
-def test_kubernetes_login_sends_role_and_sa_token(tmp_path):
+@pytest.mark.parametrize("method,mount,expected_body", [
+    ("kubernetes", "kubernetes", {"role": "velocity-app", "jwt": "eyJsa-token"}),
+    ("jwt", "ci-jwt", {"role": "velocity-app", "jwt": "eyJsa-token"}),
+    ("approle", "approle", {"role_id": "velocity-app", "secret_id": "sid"}),
+])
+def test_each_method_logs_in_once_through_hvac(scripted, tmp_path, method, mount, expected_body):
     token_file = tmp_path / "sa"
     token_file.write_text("eyJsa-token")
-    method = vault_auth.select_auth_method({"auth_method": "kubernetes", "role_id": "velocity-app",
-                                            "kubernetes_token_path": str(token_file)}, environ={})
-    seen = {}
+    options = {"auth_method": method, "role_id": "velocity-app", "kubernetes_token_path": str(token_file),
+               "jwt_file": str(token_file), "secret_id": "sid"}
+    if mount != method:
+        options["mount_point"] = mount
+    auth_method = vault_auth.select_auth_method(options, environ={})
+    server = scripted(lambda call: ok({"auth": {"client_token": "new-token", "accessor": "a",
+                                                "policies": ["velocity-app"]}}))
+    client = make_client(server, token=None)
+    auth = auth_method.authenticate(client)
+    assert [(c.method, c.path, c.body) for c in server.calls] == [("POST", "auth/%s/login" % mount, expected_body)]
+    assert client.token == "new-token" and client.login_count == 1
+    assert auth == {"policies": ["velocity-app"]}
 
-    def route(m, path, body):
-        seen.update(path=path, body=body)
-        return FakeResponse(200, {"auth": {"client_token": "new-token", "policies": ["velocity-app"]}})
 
-    client, dummy = make_client(route, token=None)
-    auth = method.authenticate(client)
-    assert seen == {"path": "auth/kubernetes/login", "body": {"role": "velocity-app", "jwt": "eyJsa-token"}}
-    assert client.token == "new-token" and "client_token" not in auth and client.login_count == 1
-
-
-def test_failed_login_is_an_auth_error_without_credentials():
+def test_failed_login_is_an_auth_error_without_credentials(scripted):
     method = vault_auth.select_auth_method({"auth_method": "approle", "role_id": "rid", "secret_id": "SID-VALUE"},
                                            environ={})
-    client, dummy = make_client(lambda *a: FakeResponse(400, {"errors": ["invalid role or secret ID"]}), token=None)
-    with pytest.raises(VaultAuthError) as err:
+    client = make_client(scripted(lambda call: (400, {"errors": ["invalid role or secret ID"]})), token=None)
+    with pytest.raises(VaultAuthError, match=r"AppRole login at http://127.0.0.1:\d+/v1/auth/approle/login failed "
+                                             r"\(HTTP 400: invalid role or secret ID\)") as err:
         method.authenticate(client)
-    assert "invalid role or secret ID" in str(err.value) and "SID-VALUE" not in str(err.value)
+    assert "SID-VALUE" not in str(err.value) and client.token == ""
 
 
 # -- outputs -------------------------------------------------------------------------------------
@@ -319,21 +543,18 @@ def test_url_template_encodes_credentials():
 
 
 def _db_route(ttl_left: int, known: bool = True):
-    calls = []
-
-    def route(method, path, body):
-        calls.append(path)
-        if path == "sys/leases/lookup":
-            return FakeResponse(200, {"data": {"ttl": ttl_left}}) if known else FakeResponse(400, {"errors": ["invalid lease"]})
-        if path == "database/creds/velocity-app":
-            return FakeResponse(200, {"lease_id": "database/creds/velocity-app/NEW", "lease_duration": 3600,
-                                      "renewable": True, "data": {"username": "v-new", "password": "pw-new"}})
-        if path == "sys/leases/renew":
-            return FakeResponse(200, {"lease_duration": 30, "renewable": True})
-        if path == "sys/leases/revoke":
-            return FakeResponse(204)
-        return FakeResponse(404, {})
-    return route, calls
+    def route(call):
+        if call.path == "sys/leases/lookup":
+            return ok({"data": {"ttl": ttl_left}}) if known else (400, {"errors": ["invalid lease"]})
+        if call.path == "database/creds/velocity-app":
+            return ok({"lease_id": "database/creds/velocity-app/NEW", "lease_duration": 3600,
+                       "renewable": True, "data": {"username": "v-new", "password": "pw-new"}})
+        if call.path == "sys/leases/renew":
+            return ok({"lease_id": call.body["lease_id"], "lease_duration": 30, "renewable": True})
+        if call.path == "sys/leases/revoke":
+            return 204, None
+        return 404, {"errors": []}
+    return route
 
 
 @pytest.mark.parametrize("ttl_left,known,how,changed", [
@@ -341,22 +562,42 @@ def _db_route(ttl_left: int, known: bool = True):
     (100, True, "issued", True),      # renewal gives too little: replace and revoke the old lease
     (3000, False, "issued", True),    # Vault no longer knows the lease (expired or revoked)
 ])
-def test_lease_reuse_rules(tmp_path, ttl_left, known, how, changed):
+def test_lease_reuse_rules(scripted, tmp_path, ttl_left, known, how, changed):
     state = tmp_path / "lease.json"
     vault_db.save_state(str(state), vault_db.Lease("database/creds/velocity-app/OLD", 3600, True, 0, "v-old", "pw-old",
                                                    "velocity-app", "database"))
     assert state.stat().st_mode & 0o777 == 0o600
-    route, calls = _db_route(ttl_left, known)
-    client, dummy = make_client(route)
-    _lease, was_changed, got = vault_db.ensure(client, "database", "velocity-app", str(state), min_ttl=600)
+    server = scripted(_db_route(ttl_left, known))
+    _lease, was_changed, got = vault_db.ensure(make_client(server), "database", "velocity-app", str(state),
+                                               min_ttl=600)
     assert (got, was_changed) == (how, changed)
-    assert ("sys/leases/revoke" in calls) == (how == "issued" and known)
+    calls = [(c.method, c.path) for c in server.calls]
+    assert (("PUT", "sys/leases/revoke") in calls) == (how == "issued" and known)
+    assert (("PUT", "sys/leases/renew") in calls) == (how == "issued" and known)
     assert json.loads(state.read_text())["lease_id"].endswith("OLD" if how == "reused" else "NEW")
 
 
-def test_check_mode_issues_nothing(tmp_path):
-    route, calls = _db_route(0, known=False)
-    client, dummy = make_client(route)
-    lease, changed, _how = vault_db.ensure(client, "database", "velocity-app", str(tmp_path / "s.json"),
+def test_renew_sends_the_increment_and_updates_the_lease(scripted):
+    server = scripted(_db_route(3000))
+    lease = vault_db.renew(make_client(server), vault_db.Lease("database/creds/velocity-app/L", 10, True, 0), 900)
+    assert server.calls[0].body == {"lease_id": "database/creds/velocity-app/L", "increment": 900}
+    assert (lease.lease_duration, lease.renewable) == (30, True)
+
+
+def test_revoke_prefix_lists_then_revokes(scripted):
+    def route(call):
+        if call.method == "LIST":
+            return ok({"data": {"keys": ["a", "b"]}})
+        return 204, None
+    server = scripted(route)
+    assert vault_db.revoke_prefix(make_client(server), "/database/creds/velocity-app/") == 2
+    assert [(c.method, c.path) for c in server.calls] == [
+        ("LIST", "sys/leases/lookup/database/creds/velocity-app"),
+        ("PUT", "sys/leases/revoke-prefix/database/creds/velocity-app")]
+
+
+def test_check_mode_issues_nothing(scripted, tmp_path):
+    server = scripted(_db_route(0, known=False))
+    lease, changed, _how = vault_db.ensure(make_client(server), "database", "velocity-app", str(tmp_path / "s.json"),
                                            check_mode=True)
-    assert lease is None and changed and "database/creds/velocity-app" not in calls
+    assert lease is None and changed and "database/creds/velocity-app" not in server.paths()
