@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Local Kubernetes control plane for Velocity tests: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler built from the Go module proxy, and
-# kwok simulating nodes and the pod lifecycle. See hack/k8s/README.md.
+# kube-controller-manager, kube-scheduler built from the Go module proxy, kwok
+# simulating nodes and the pod lifecycle, and one real node (node.sh: kubelet,
+# kube-proxy, containerd, CNI). See hack/k8s/README.md.
 #
 #   cluster.sh build        build the binaries once into the version-keyed cache
 #   cluster.sh start        build if needed, start everything, print the kubeconfig path
-#   cluster.sh stop         stop what start started, remove the state dir
+#   cluster.sh stop         stop what start started (the real node first), remove the state dir
 #   cluster.sh status       show what runs, exit 0 when the API answers
 #   cluster.sh kubeconfig   print the kubeconfig path
+#   cluster.sh bindir       print the directory of the cached binaries
 #
+# VELOCITY_K8S_REAL_NODE=0 starts the control plane and kwok without the real node.
 # Progress goes to stderr; the only stdout of start/kubeconfig is the path.
 set -Eeuo pipefail
 
@@ -31,6 +34,7 @@ NODES="${VELOCITY_K8S_NODES:-2}"
 SA_ISSUER="${VELOCITY_K8S_SA_ISSUER:-https://kubernetes.default.svc.cluster.local}"
 START_TIMEOUT="${VELOCITY_K8S_START_TIMEOUT:-90}"
 BUILD_P="${VELOCITY_K8S_BUILD_P:-2}"
+REAL_NODE="${VELOCITY_K8S_REAL_NODE:-0}"
 
 # Versions come from the pinned go.mod files, so the cache key follows them.
 modver() { awk -v m="$1" '$1=="require" {$1=""; $0=$0} $1==m {print $2; exit}' "$2"; }
@@ -40,7 +44,7 @@ KWOK_VERSION="$(modver sigs.k8s.io/kwok "$HERE/kwok/go.mod")"
 VERSION_KEY="${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}"
 BIN_DIR="$CACHE_ROOT/k8s/$VERSION_KEY/bin"
 STAMP="$BIN_DIR/.stamp"
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok)
 
 now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo $((t / 1000)); }
 T0=$(now_ms)
@@ -82,17 +86,26 @@ is_built() {
 }
 
 cmd_build() {
+  if [[ "$REAL_NODE" == 1 ]]; then
+    VELOCITY_K8S_BIN_DIR="$BIN_DIR" bash "$HERE/node.sh" build || die "the real node's build failed"
+  fi
   if is_built; then
     log "binaries for $VERSION_KEY are cached in $BIN_DIR (no rebuild)"
     return 0
   fi
+  local c
+  for c in "${COMPONENTS[@]}" kubelet kube-proxy; do
+    if [[ -n "$(pid_of "$c")" ]] && [[ "$(readlink "/proc/$(pid_of "$c")/exe" 2>/dev/null)" == "$(BIN "$c")" ]]; then
+      die "$c runs from $BIN_DIR: run $0 stop before rebuilding (the binaries changed)"
+    fi
+  done
   [[ -x "$GO" ]] || die "Go toolchain not found (set GO=/path/to/go); needed once to build $VERSION_KEY"
   local tmp started
   mkdir -p "$CACHE_ROOT/k8s/$VERSION_KEY"
   tmp="$(mktemp -d "$CACHE_ROOT/k8s/$VERSION_KEY/bin.tmp.XXXXXX")"
   started=$(date +%s)
   log "building $VERSION_KEY with $("$GO" version | awk '{print $3}') (-p $BUILD_P, cold build takes tens of minutes on 2 cores)"
-  log "  kube-apiserver kube-controller-manager kube-scheduler kubectl etcd -> $tmp"
+  log "  kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd -> $tmp"
   (
     cd "$HERE"
     GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS=-trimpath CGO_ENABLED=0 nice -n 10 "$GO" build -p "$BUILD_P" -ldflags="$(ldflags k8s)" -o "$tmp/" \
@@ -100,6 +113,8 @@ cmd_build() {
       k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler \
       k8s.io/kubernetes/cmd/kubectl \
+      k8s.io/kubernetes/cmd/kubelet \
+      k8s.io/kubernetes/cmd/kube-proxy \
       ./etcd
   ) || { rm -rf "$tmp"; die "go build of the control plane failed"; }
   log "  kwok -> $tmp"
@@ -218,6 +233,9 @@ gen_pki() {
   cert controller-manager "/CN=system:kube-controller-manager" "$client"
   cert scheduler "/CN=system:kube-scheduler" "$client"
   cert kwok "/O=system:masters/CN=kwok-controller" "$client"
+  # The API server's client for the kubelet API (logs, exec, port-forward); the
+  # real node's kubelet authorises it by webhook (node.sh binds system:kubelet-api-admin).
+  cert apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" "$client"
   # Front-proxy (request-header) CA: the aggregation layer's trust, which the
   # delegated authentication of the controller-manager and scheduler reads.
   openssl_quiet genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/front-proxy-ca.key"
@@ -315,8 +333,19 @@ rss_report() {
   printf '%s MiB, ' "${parts[@]}" | sed 's/, $//'
 }
 
+node_sh() { VELOCITY_K8S_BIN_DIR="$BIN_DIR" bash "$HERE/node.sh" "$@"; }
+
+# The real node leaves pods, mounts, netns, iptables chains and cgroups behind
+# unless node.sh stop cleans up, so it runs whenever the node has state.
+stop_node() {
+  if [[ -d "$STATE_DIR/node" || -f "$STATE_DIR/kubelet.pid" || -f "$STATE_DIR/containerd.pid" ]]; then
+    node_sh stop || log "warning: node.sh stop failed"
+  fi
+}
+
 stop_components() {
   local c pid i order=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
+  stop_node
   for c in "${order[@]}"; do
     pid="$(pid_of "$c")"
     if [[ -n "$pid" ]] && alive "$c"; then
@@ -351,9 +380,18 @@ cmd_start() {
   fi
   with_lock
   if is_running; then
-    log "already running ($(total_rss_mib) MiB RSS), kubeconfig below"
-    echo "$KUBECONFIG_PATH"
-    return 0
+    if [[ "$REAL_NODE" != 1 ]] || node_sh status >/dev/null 2>&1; then
+      log "already running ($(total_rss_mib) MiB RSS), kubeconfig below"
+      echo "$KUBECONFIG_PATH"
+      return 0
+    fi
+    if [[ -f "$PKI/apiserver-kubelet-client.crt" ]] && is_built; then
+      log "control plane running, real node not: starting the node"
+      node_sh start || die "the real node did not start (logs in $STATE_DIR/logs)"
+      echo "$KUBECONFIG_PATH"
+      return 0
+    fi
+    log "the running control plane predates the real node (or its binaries changed): restarting it"
   fi
   if [[ -d "$STATE_DIR" ]]; then
     log "found stale state in $STATE_DIR; cleaning it up"
@@ -398,6 +436,8 @@ cmd_start() {
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --allow-privileged=true \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP,Hostname \
     --profiling=false --v 1
   wait_for "kube-apiserver on https://127.0.0.1:$API_PORT" "$START_TIMEOUT" curl_api /readyz
 
@@ -432,6 +472,9 @@ cmd_start() {
     wait --for=condition=Ready node --selector type=kwok --timeout 2s
   wait_for "ServiceAccount default/default" 60 "$(BIN kubectl)" --kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" \
     get serviceaccount default --namespace default
+  if [[ "$REAL_NODE" == 1 ]]; then
+    node_sh start || die "the real node did not start (logs in $STATE_DIR/logs)"
+  fi
   STARTING=0
   # The kubeconfig appears only once everything is up: its presence means "ready".
   mv "$STATE_DIR/admin.kubeconfig.tmp" "$KUBECONFIG_PATH"
@@ -480,6 +523,9 @@ cmd_status() {
     echo "api:        not ready"
     rc=1
   fi
+  if [[ "$REAL_NODE" == 1 ]]; then
+    node_sh status || rc=1
+  fi
   return $rc
 }
 
@@ -495,5 +541,6 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   kubeconfig) cmd_kubeconfig ;;
-  *) echo "usage: $0 {build|start|stop|status|kubeconfig}" >&2; exit 2 ;;
+  bindir) echo "$BIN_DIR" ;;
+  *) echo "usage: $0 {build|start|stop|status|kubeconfig|bindir}" >&2; exit 2 ;;
 esac
