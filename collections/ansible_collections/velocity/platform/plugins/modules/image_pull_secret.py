@@ -12,8 +12,8 @@ version_added: 0.1.0
 description:
   - Writes the manifest of a Kubernetes Secret of type C(kubernetes.io/dockerconfigjson) that lets a cluster
     pull images from O(registry) as O(username). A Pod (or its ServiceAccount) names it in C(imagePullSecrets).
-  - B(Values stay out of Ansible's output.) The module writes the file itself (mode 0600, atomically: temp file,
-    fsync, rename) and returns only the path, the Secret's name and namespace, the registry and a checksum.
+  - B(Values stay out of Ansible's output.) The module writes the file itself (mode 0600, atomically, through a temp
+    file, fsync and rename) and returns only the path, the Secret's name and namespace, the registry and a checksum.
     O(password) is a no_log option; the module never returns or prints the credentials.
   - Reports C(changed) only when the file's content or mode changes. In check mode nothing is written.
   - The credentials usually come from Vault through the secrets stage (role C(velocity.platform.vault_secrets),
