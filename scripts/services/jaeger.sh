@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Jaeger all-in-one (v2, the OpenTelemetry-Collector based `cmd/jaeger`) for trace tests,
+# built once from the Go module proxy (hack/jaeger/go.mod pins the version).
+#   jaeger.sh build    build into $VELOCITY_CACHE_DIR/jaeger/<version>/ once (stamped; a warm start never calls go)
+#   jaeger.sh start    build if needed, start with memory storage, OTLP/HTTP on 127.0.0.1:$VELOCITY_JAEGER_OTLP_PORT
+#                      and the query API/UI on 127.0.0.1:$VELOCITY_JAEGER_QUERY_PORT
+#   jaeger.sh stop     stop the process this script started
+#   jaeger.sh status   exit 0 when the query API answers
+#   jaeger.sh env      print the endpoints (OTEL_EXPORTER_OTLP_ENDPOINT, JAEGER_QUERY_URL), the binary and its RSS
+set -euo pipefail
+SCRIPT_NAME=jaeger
+. "$(dirname "$0")/../lib.sh"
+
+OTLP_PORT=${VELOCITY_JAEGER_OTLP_PORT:-4318}
+QUERY_PORT=${VELOCITY_JAEGER_QUERY_PORT:-16686}
+QUERY_GRPC_PORT=${VELOCITY_JAEGER_QUERY_GRPC_PORT:-16685}
+# The collector's own health endpoint; fixed so that nothing else is opened on a default port.
+HEALTH_PORT=${VELOCITY_JAEGER_HEALTH_PORT:-13133}
+BUILD_P=${VELOCITY_JAEGER_BUILD_P:-2}
+MOD_DIR="$VELOCITY_ROOT/hack/jaeger"
+DIR="$VELOCITY_STATE_DIR/jaeger"
+PIDFILE="$DIR/jaeger.pid"
+LOG="$DIR/jaeger.log"
+CONFIG="$DIR/config.yaml"
+
+VERSION=$(awk '$1=="github.com/jaegertracing/jaeger" {print $2; exit}' "$MOD_DIR/go.mod")
+[ -n "$VERSION" ] || die "no github.com/jaegertracing/jaeger requirement in $MOD_DIR/go.mod"
+BIN_DIR="$VELOCITY_CACHE_DIR/jaeger/$VERSION"
+BIN="$BIN_DIR/jaeger"
+STAMP="$BIN_DIR/.stamp"
+LDFLAGS="-s -w"
+
+go_bin() { command -v go 2>/dev/null || echo /usr/local/go/bin/go; }
+# What was built: the module files and the flags. A warm start compares the stamp and never runs go.
+build_digest() { { cat "$MOD_DIR/go.mod" "$MOD_DIR/go.sum"; echo "$LDFLAGS"; } | sha256sum | cut -c1-16; }
+is_built() { [ -x "$BIN" ] && [ -f "$STAMP" ] && grep -qx "digest=$(build_digest)" "$STAMP"; }
+
+build() {
+  if is_built; then say "jaeger $VERSION is cached in $BIN_DIR (no rebuild)"; return 0; fi
+  local go tmp started
+  go=$(go_bin)
+  [ -x "$go" ] || die "Go toolchain not found; needed once to build jaeger $VERSION from the Go module proxy"
+  mkdir -p "$BIN_DIR"
+  tmp=$(mktemp -d "$BIN_DIR/tmp.XXXXXX")
+  started=$SECONDS
+  say "building jaeger $VERSION with $("$go" env GOVERSION) (-p $BUILD_P; cold: several minutes on 2 cores)"
+  (cd "$MOD_DIR" && GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS="-trimpath -buildvcs=false" CGO_ENABLED=0 \
+     nice -n 10 "$go" build -p "$BUILD_P" -ldflags="$LDFLAGS" -o "$tmp/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger) \
+    || { rm -rf "$tmp"; die "go build of github.com/jaegertracing/jaeger/cmd/jaeger $VERSION failed"; }
+  mv "$tmp/jaeger" "$BIN"
+  rmdir "$tmp"
+  printf 'version=%s\ngo=%s\nbuilt=%s\nseconds=%s\ndigest=%s\n' "$VERSION" "$("$go" env GOVERSION)" \
+    "$(date -u +%FT%TZ)" "$((SECONDS - started))" "$(build_digest)" > "$STAMP"
+  say "built jaeger $VERSION in $((SECONDS - started))s: $(du -h "$BIN" | cut -f1) at $BIN"
+}
+
+ready() { curl -fsS -o /dev/null "http://127.0.0.1:$QUERY_PORT/api/services"; }
+
+# Everything Jaeger listens on is named here and bound to loopback: OTLP/HTTP in,
+# the query API/UI out, the health check; no gRPC receiver, no collector telemetry port.
+write_config() {
+  local tmp="$CONFIG.tmp.$$"
+  cat > "$tmp" <<EOF
+service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    resource:
+      service.name: jaeger
+    metrics:
+      level: none
+    logs:
+      level: info
+extensions:
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: 127.0.0.1:$HEALTH_PORT
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: 127.0.0.1:$QUERY_PORT
+    grpc:
+      endpoint: 127.0.0.1:$QUERY_GRPC_PORT
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 100000
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:$OTLP_PORT
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+EOF
+  mv "$tmp" "$CONFIG"
+}
+
+start() {
+  command -v curl >/dev/null || apt_install curl
+  build
+  if pid_alive "$PIDFILE" && ready; then say "already running (query 127.0.0.1:$QUERY_PORT, OTLP 127.0.0.1:$OTLP_PORT)"; return 0; fi
+  mkdir -p "$DIR"
+  write_config
+  say "starting jaeger $VERSION (OTLP/HTTP 127.0.0.1:$OTLP_PORT, query 127.0.0.1:$QUERY_PORT, memory storage)"
+  setsid "$BIN" --config "file:$CONFIG" </dev/null >>"$LOG" 2>&1 &
+  echo $! > "$PIDFILE"
+  if ! wait_for "jaeger" 60 ready; then
+    tail -30 "$LOG" >&2
+    die "jaeger did not answer on 127.0.0.1:$QUERY_PORT within 60 s (log: $LOG)"
+  fi
+}
+
+stop() {
+  pid_alive "$PIDFILE" || { rm -f "$PIDFILE"; say "not running"; return 0; }
+  local pid
+  pid=$(cat "$PIDFILE")
+  kill "$pid"
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  rm -f "$PIDFILE"
+  say "stopped"
+}
+
+case "${1:-}" in
+  build) build ;;
+  start) start ;;
+  stop) stop ;;
+  status) pid_alive "$PIDFILE" && ready ;;
+  env)
+    rss=$(pid_alive "$PIDFILE" && awk '/^VmRSS/ {print $2}' "/proc/$(cat "$PIDFILE")/status" || true)
+    printf 'OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:%s\nJAEGER_QUERY_URL=http://127.0.0.1:%s\nJAEGER_BIN=%s\nJAEGER_RSS_KB=%s\n' \
+      "$OTLP_PORT" "$QUERY_PORT" "$BIN" "${rss:-}"
+    ;;
+  *) echo "usage: $0 build|start|stop|status|env" >&2; exit 2 ;;
+esac
