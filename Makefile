@@ -44,6 +44,16 @@ bandit-sarif: ## Bandit as SARIF 2.1.0 in out/bandit.sarif; fails on medium or h
 image: ## the image stage (after the secrets its smoke test needs): build, SBOM, smoke test; artifacts in out/artifacts
 	$(IN_VENV) ansible-playbook playbooks/secrets.yml playbooks/build.yml -e velocity_artifacts_dir=$(CURDIR)/out/artifacts
 
+.PHONY: codeql-gate-check
+codeql-gate-check: ## scripts/codeql-gate against a stub CodeQL CLI exiting with each documented code
+	$(IN_VENV) pytest -q tests/integration/test_ci_workflow.py -k codeql_gate
+
+.PHONY: workflow
+workflow: ## run every job of .github/workflows/ci.yml here with act (pull_request, then push); log in out/act/
+	mkdir -p out/act
+	scripts/act pull_request --concurrent-jobs 1 2>&1 | tee out/act/pull_request.log
+	scripts/act push --concurrent-jobs 1 2>&1 | tee out/act/push.log
+
 .PHONY: sanity
 sanity: ## ansible-test sanity on the collection (offline)
 	scripts/ansible-test/run sanity

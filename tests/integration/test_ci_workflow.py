@@ -1,0 +1,128 @@
+"""The hosted workflow, checked on this machine: act's plan of every job, the CodeQL CLI's exit codes
+through scripts/codeql-gate (a stub `codeql` exits with each documented code), and the output checks
+that stand in, under act, for the forge's upload steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+JOBS = {"lint", "sanity", "tests", "molecule", "bandit", "codeql", "container"}
+
+
+def act(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "act"), *args], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+
+
+@pytest.mark.parametrize("event", ["pull_request", "push"])
+def test_act_plans_every_job_for_the_event(event):
+    validated = act("--validate", "--strict")
+    assert validated.returncode == 0, validated.stderr[-2000:]
+    listed = act("-l", event)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    planned = {line.split()[1] for line in listed.stdout.splitlines()[1:] if line.strip()}
+    assert planned == JOBS
+
+
+def test_every_forge_only_action_is_skipped_under_act_and_stood_in_for():
+    flow = yaml.safe_load(WORKFLOW.read_text())
+    stood_in = set(re.findall(r"\b([\w-]+/[\w.-]+@v\d+)", (ROOT / "scripts" / "act").read_text()))
+    for name, job in flow["jobs"].items():
+        for step in job["steps"]:
+            uses = step.get("uses")
+            if not uses or uses.startswith("actions/checkout@"):
+                continue
+            assert "!env.ACT" in str(step.get("if", "")), f"{name}: {uses} runs under act"
+            repo, ref = uses.split("@")
+            owner_repo = "/".join(repo.split("/")[:2])
+            assert f"{owner_repo}@{ref}" in stood_in, f"{name}: {uses} has no local stand-in in scripts/act"
+            sub = repo.split("/")[2:]
+            assert (ROOT / "hack" / "act" / "forge-only" / Path(*sub) / "action.yml").is_file(), uses
+
+
+STUB = """#!/usr/bin/env bash
+# Stand-in CodeQL CLI: exits with $STUB_FINALIZE / $STUB_ANALYZE; analyze writes a SARIF with $STUB_LEVEL results.
+case "$2" in
+  finalize) exit "${STUB_FINALIZE:-0}" ;;
+  analyze)
+    for a in "$@"; do case "$a" in --output=*) out=${a#--output=} ;; esac; done
+    [ "${STUB_ANALYZE:-0}" = 0 ] && cat > "$out" <<JSON
+{"version": "2.1.0", "\\$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+ "runs": [{"tool": {"driver": {"name": "CodeQL"}},
+           "results": [{"ruleId": "py/sql-injection", "level": "${STUB_LEVEL:-note}", "message": {"text": "stub"}}]}]}
+JSON
+    exit "${STUB_ANALYZE:-0}" ;;
+esac
+exit 2
+"""
+
+
+@pytest.fixture
+def stub_codeql(tmp_path):
+    stub = tmp_path / "codeql"
+    stub.write_text(STUB)
+    stub.chmod(0o755)
+    return stub
+
+
+def gate(stub, tmp_path, **env):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "codeql-gate"), "--codeql", str(stub),
+                           "--db", str(tmp_path / "db"), "--sarif", str(tmp_path / "out" / "python.sarif")],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+
+def test_codeql_gate_passes_a_clean_analysis(stub_codeql, tmp_path):
+    ok = gate(stub_codeql, tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "0 error-level result(s)" in ok.stdout
+
+
+@pytest.mark.parametrize(("step", "code", "words"), [
+    ("FINALIZE", 32, "found no code to analyze"),
+    ("FINALIZE", 2, "something went wrong"),
+    ("ANALYZE", 1, "answered 'no'"),
+    ("ANALYZE", 2, "something went wrong"),
+    ("ANALYZE", 3, "could not find the CodeQL installation"),
+    ("ANALYZE", 33, "timed out"),
+    ("ANALYZE", 98, "cancelled"),
+    ("ANALYZE", 99, "ran out of memory"),
+    ("ANALYZE", 100, "fatal internal error"),
+    ("ANALYZE", 137, "killed by the kernel"),
+])
+def test_codeql_gate_fails_the_job_on_every_documented_error_code(stub_codeql, tmp_path, step, code, words):
+    failed = gate(stub_codeql, tmp_path, **{f"STUB_{step}": str(code)})
+    assert failed.returncode == 1
+    assert f"exited {code}: " in failed.stdout and words in failed.stdout
+
+
+def test_codeql_gate_fails_on_an_error_level_result(stub_codeql, tmp_path):
+    failed = gate(stub_codeql, tmp_path, STUB_LEVEL="error")
+    assert failed.returncode == 1 and "::error::py/sql-injection" in failed.stdout
+
+
+def test_ci_check_accepts_bandits_sarif_and_refuses_other_json(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "m.py").write_text("import subprocess\nsubprocess.call('ls', shell=True)\n")
+    report = tmp_path / "bandit.sarif"
+    subprocess.run([str(Path(sys.executable).parent / "bandit"), "-q", "-r", str(src), "-f", "sarif", "-o",
+                    str(report)], capture_output=True, timeout=120)
+    ok = subprocess.run([sys.executable, str(ROOT / "scripts" / "ci-check"), "sarif", str(report)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "SARIF 2.1.0" in ok.stdout and "Bandit" in ok.stdout
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"version": "1.0"}))
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "ci-check"), "sarif", str(other)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "not SARIF 2.1.0" in bad.stderr
