@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ APP_PATH = "velocity/app"
 ROLE = "velocity-app"
 OWNER = "velocity_owner"
 JWT_ISSUER = "https://velocity.local/ci"
+SECRET_ID_TTL = 30 * 24 * 3600
 JWT_AUDIENCE = "velocity"
 
 APP_POLICY = """\
@@ -80,6 +82,17 @@ path "secret/data/velocity/*" {
 path "secret/metadata/velocity/*" {
   capabilities = ["read", "list"]
 }
+# Rotating the app's AppRole secret_id (scripts/rotate-approle-secret-id): issue a new one,
+# look up and destroy the old one by its accessor. Never the role itself or its role_id.
+path "auth/approle/role/velocity-app/secret-id" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/velocity-app/secret-id/lookup" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/velocity-app/secret-id-accessor/destroy" {
+  capabilities = ["update"]
+}
 """
 
 # The dynamic user joins velocity_owner and acts as it (SET role), so every
@@ -97,6 +110,18 @@ REVOCATION = [
     "DROP OWNED BY \"{{name}}\"",
     "DROP ROLE IF EXISTS \"{{name}}\"",
 ]
+
+
+def secret_id_current(lookup_data: dict, margin_s: int = 86400) -> bool:
+    """A stored secret_id is kept while it is bounded and has more than a day left (else re-issued)."""
+    if not lookup_data.get("secret_id_ttl"):
+        return False  # issued before secret_id_ttl was bounded: never expires, replace it
+    expires = lookup_data.get("expiration_time") or ""
+    try:
+        left = datetime.fromisoformat(expires.replace("Z", "+00:00")) - datetime.now(UTC)
+    except ValueError:
+        return False
+    return left.total_seconds() > margin_s
 
 
 class Bootstrap:
@@ -232,7 +257,8 @@ class Bootstrap:
             "token_policies": [ROLE],
             "token_ttl": 1200,
             "token_max_ttl": 3600,
-            "secret_id_ttl": 0,
+            # A secret_id lives 30 days at most: rotate it (scripts/rotate-approle-secret-id) before then.
+            "secret_id_ttl": SECRET_ID_TTL,
             "token_type": "service",
         }, what="approle role %s" % ROLE)
         approle = self.hvac.auth.approle
@@ -245,7 +271,8 @@ class Bootstrap:
         if secret_id_file.exists():
             lookup = self.client.call("auth/approle/role/%s/secret-id/lookup" % ROLE, approle.read_secret_id, ROLE,
                                       secret_id_file.read_text().strip(), allow_404=True)
-            valid = isinstance(lookup, dict) and bool(lookup.get("data"))  # an unknown secret id: 204 or 404
+            data = (lookup or {}).get("data") if isinstance(lookup, dict) else None  # unknown secret id: 204 or 404
+            valid = bool(data) and secret_id_current(data)
         if not valid:
             secret_id = self.client.call("auth/approle/role/%s/secret-id" % ROLE, approle.generate_secret_id,
                                          ROLE)["data"]["secret_id"]

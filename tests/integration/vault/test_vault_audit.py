@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from .test_vault_leak import _forms
+from test_vault_leak import _forms  # same folder (no __init__.py: pytest puts it on sys.path)
 
 pytestmark = [pytest.mark.vault, pytest.mark.postgres]
 
