@@ -107,6 +107,13 @@ def test_an_exception_is_recorded_on_the_request_span(migrated, logs):
     app.extensions["velocity"].engine.dispose()
 
 
+def test_prometheus_scrapes_are_not_traced(traced, logs):
+    app, exporter = traced
+    assert app.test_client().get("/metrics").status_code == 200
+    assert exporter.get_finished_spans() == ()
+    assert "trace_id" not in _request_event(logs)
+
+
 def test_otlp_endpoint_turns_tracing_on(migrated, logs):
     app = create_app({**migrated, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, log_stream=logs)
     assert app.extensions["velocity"].tracer is not None

@@ -148,6 +148,8 @@ def configure_logging(
     root.setLevel(numeric)
     # Flask's app.logger would otherwise add its own non-JSON handler.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Alembic announces each of its autogenerate plugins at INFO when its script module loads.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 class _TextOverBytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -58,7 +59,10 @@ def instrument(app: Flask, settings: Settings, metrics: Metrics, tracer_provider
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
         # Registers its before_request first (index 0): the span exists when _start runs.
-        FlaskInstrumentor.instrument_app(app, tracer_provider=tracer_provider)
+        # Prometheus' scrapes are not traced (a trace every few seconds says nothing);
+        # OTEL_PYTHON_FLASK_EXCLUDED_URLS, the library's own variable, replaces that choice.
+        excluded = None if os.environ.get("OTEL_PYTHON_FLASK_EXCLUDED_URLS") else "/metrics$"
+        FlaskInstrumentor.instrument_app(app, tracer_provider=tracer_provider, excluded_urls=excluded)
 
     @app.before_request
     def _start() -> None:
