@@ -34,7 +34,8 @@ NODES="${VELOCITY_K8S_NODES:-2}"
 SA_ISSUER="${VELOCITY_K8S_SA_ISSUER:-https://kubernetes.default.svc.cluster.local}"
 START_TIMEOUT="${VELOCITY_K8S_START_TIMEOUT:-90}"
 BUILD_P="${VELOCITY_K8S_BUILD_P:-2}"
-REAL_NODE="${VELOCITY_K8S_REAL_NODE:-0}"
+# The real node needs root (netns, iptables, cgroups); without root only kwok nodes.
+if [[ "$(id -u)" == 0 ]]; then REAL_NODE="${VELOCITY_K8S_REAL_NODE:-1}"; else REAL_NODE="${VELOCITY_K8S_REAL_NODE:-0}"; fi
 
 # Versions come from the pinned go.mod files, so the cache key follows them.
 modver() { awk -v m="$1" '$1=="require" {$1=""; $0=$0} $1==m {print $2; exit}' "$2"; }

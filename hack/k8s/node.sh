@@ -9,6 +9,7 @@
 #   node.sh stop      remove every pod through the CRI, stop everything, and leave no
 #                     bridge, netns, iptables chain, mount or cgroup behind (also after kill -9)
 #   node.sh status    show what runs; exit 0 when the node is Ready
+#   node.sh bindir    print the directory of the node's cached binaries and images
 #
 # Needs root (network namespaces, iptables, cgroups). Progress goes to stderr.
 set -Eeuo pipefail
@@ -34,7 +35,7 @@ KWOK_POD_CIDR=10.244.0.0/16 # kwok's simulated pod IPs (cluster.sh): never route
 BRIDGE=velocity0
 RUNC=/usr/sbin/runc
 REGISTRY="${VELOCITY_REGISTRY_ADDR:-127.0.0.1:5000}"
-REGISTRY_CA="$VELOCITY_STATE_DIR/registry/ca.crt"
+REGISTRY_CA="${VELOCITY_REGISTRY_CA:-$VELOCITY_STATE_DIR/registry/ca.crt}"
 SANDBOX_IMAGE=velocity.local/pause:1
 TEST_IMAGE=velocity.local/nettest:1
 # Our iptables chains: pods may reach only this node, the pod CIDR and the service CIDR.
@@ -194,7 +195,7 @@ wait_up() {
 
 ctr_() { "$NODE_BIN/ctr" --address "$NODE_DIR/containerd/containerd.sock" "$@"; }
 crictl_() {
-  "$NODE_BIN/crictl" --runtime-endpoint "unix://$NODE_DIR/containerd/containerd.sock" \
+  "$NODE_BIN/crictl" --config /dev/null --runtime-endpoint "unix://$NODE_DIR/containerd/containerd.sock" \
     --image-endpoint "unix://$NODE_DIR/containerd/containerd.sock" --timeout 20s "$@"
 }
 admin_kubeconfig() {
@@ -348,6 +349,17 @@ render_configs() {
     --registry "$REGISTRY" --registry-ca "$REGISTRY_CA"
 }
 
+import_images() {
+  local img
+  for img in pause nettest; do
+    # (ctr repeats containerd's cgroup v1 deprecation warning on stderr; it is kept only on failure)
+    ctr_ -n k8s.io images import --local "$NODE_BIN/$img.oci.tar" >/dev/null 2>"$NODE_DIR/ctr.err" \
+      || { cat "$NODE_DIR/ctr.err" >&2; die "could not import $img into containerd"; }
+  done
+}
+
+cri_has_images() { crictl_ inspecti "$SANDBOX_IMAGE" && crictl_ inspecti "$TEST_IMAGE"; }
+
 start_containerd() {
   mkdir -p "$NODE_DIR/containerd" "$NODE_DIR/s"
   # containerd finds its shim on PATH: ours first, never the system's (Debian's containerd 1.6 shim).
@@ -396,13 +408,15 @@ RBAC
   record_tables
   install_guard_chains
   start_containerd
-  local img t
+  # The CRI plugin starts after containerd's API answers; an image imported before
+  # it watches containerd's events is invisible to the kubelet. So: wait for the
+  # CRI, import, and check through the CRI (importing again if it missed it).
+  wait_up "containerd CRI" 30 crictl_ info
+  local t
   t=$(now_ms)
-  for img in pause nettest; do
-    # (ctr repeats containerd's cgroup v1 deprecation warning on stderr; it is kept only on failure)
-    ctr_ -n k8s.io images import --local "$NODE_BIN/$img.oci.tar" >/dev/null 2>"$NODE_DIR/ctr.err" \
-      || { cat "$NODE_DIR/ctr.err" >&2; die "could not import $img into containerd"; }
-  done
+  import_images
+  wait_up "images visible to the CRI" 10 cri_has_images || { import_images; wait_up "images visible to the CRI" 10 cri_has_images; } \
+    || die "containerd's CRI does not see $SANDBOX_IMAGE and $TEST_IMAGE"
   log "imported $SANDBOX_IMAGE and $TEST_IMAGE into containerd ($(elapsed "$t"))"
   launch kubelet --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$NODE_DIR/kubelet.kubeconfig" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$NODE_DIR/kubelet" \
@@ -500,5 +514,6 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 {build|start|stop|status}" >&2; exit 2 ;;
+  bindir) echo "$NODE_BIN" ;;
+  *) echo "usage: $0 {build|start|stop|status|bindir}" >&2; exit 2 ;;
 esac

@@ -20,7 +20,10 @@ with a snapshot taken while the node was stopped.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
+import json
 import os
 import re
 import signal
@@ -29,6 +32,7 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -333,6 +337,95 @@ def test_pod_traffic_off_the_machine_is_refused_on_the_node(kubectl, web):
     assert out.returncode != 0, out.stdout
     assert "no route to host" in out.stdout, out.stdout  # ICMP admin-prohibited from the node
     assert iptables_counters(EGRESS_CHAIN)[-1][0] > before
+
+
+# ---------------------------------------------------------------------------
+# pulls from the project's registry (scripts/services/registry.sh): containerd trusts its CA via hosts.toml
+
+
+def push_oci_archive(registry, archive: Path, repository: str, tag: str) -> str:
+    """Push the single-image OCI archive the node build made; return the registry's manifest digest."""
+    import tarfile
+
+    auth = "Basic " + base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    ctx = ssl.create_default_context(cafile=str(registry.ca))
+
+    def call(method: str, url: str, data: bytes | None = None, ctype: str | None = None):
+        req = urllib.request.Request(url, method=method, data=data, headers={"Authorization": auth})
+        if ctype:
+            req.add_header("Content-Type", ctype)
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
+            return resp.status, resp.headers
+
+    with tarfile.open(archive) as tar:
+        blobs = {m.name.rsplit("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers()
+                 if m.name.startswith("blobs/sha256/")}
+        index = json.loads(tar.extractfile("index.json").read())
+    manifest = json.loads(blobs.pop(index["manifests"][0]["digest"].split(":", 1)[1]))
+    # A config of its own, so the pushed image has an image ID of its own: the kubelet remembers which
+    # credentials pulled an image ID, and a pod without them could no longer use velocity.local/nettest:1.
+    config = json.loads(blobs.pop(manifest["config"]["digest"].split(":", 1)[1]))
+    config["config"]["Labels"] = {"velocity.dev/pushed-by": "test_real_node"}
+    config_blob = json.dumps(config, sort_keys=True).encode()
+    blobs[hashlib.sha256(config_blob).hexdigest()] = config_blob
+    manifest["config"].update(digest="sha256:" + hashlib.sha256(config_blob).hexdigest(), size=len(config_blob))
+    manifest = json.dumps(manifest, sort_keys=True).encode()
+    manifest_digest = hashlib.sha256(manifest).hexdigest()
+    for digest, data in blobs.items():
+        _, headers = call("POST", f"{registry.url}/v2/{repository}/blobs/uploads/")
+        location = urllib.parse.urljoin(registry.url, headers["Location"])
+        sep = "&" if "?" in location else "?"
+        call("PUT", f"{location}{sep}digest=sha256:{digest}", data, "application/octet-stream")
+    _, headers = call("PUT", f"{registry.url}/v2/{repository}/manifests/{tag}", manifest,
+                      "application/vnd.oci.image.manifest.v1+json")
+    assert headers["Docker-Content-Digest"] == "sha256:" + manifest_digest
+    return headers["Docker-Content-Digest"]
+
+
+def pull_secret(core, namespace: str, name: str, registry, password: str) -> None:
+    auth = base64.b64encode(f"{registry.username}:{password}".encode()).decode()
+    config = json.dumps({"auths": {registry.host: {"auth": auth}}})
+    core.create_namespaced_secret(namespace, {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(config.encode()).decode()},
+    })
+
+
+def registry_pod(name: str, image: str, secret: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {
+            **ON_REAL_NODE,
+            "terminationGracePeriodSeconds": 1,
+            "imagePullSecrets": [{"name": secret}],
+            "containers": [{"name": "web", "image": image, "imagePullPolicy": "Always",
+                            "args": ["serve"], "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}],
+        },
+    }
+
+
+def test_pod_pulls_by_digest_from_the_local_registry(core, namespace, registry, real_node):
+    bindir = Path(run("bash", str(NODE_SH), "bindir").stdout.strip())
+    digest = push_oci_archive(registry, bindir / "nettest.oci.tar", "velocity/nettest", "node-test")
+    image = f"{registry.host}/velocity/nettest@{digest}"
+    pull_secret(core, namespace, "registry-good", registry, registry.password)
+    pull_secret(core, namespace, "registry-bad", registry, "not-the-password")
+    core.create_namespaced_pod(namespace, registry_pod("pulled", image, "registry-good"))
+    core.create_namespaced_pod(namespace, registry_pod("denied", image, "registry-bad"))
+
+    pod = wait_until("the pod pulled from the registry to be Ready",
+                     lambda: (p := core.read_namespaced_pod("pulled", namespace)) and pod_ready(p) and p)
+    status = pod.status.container_statuses[0]
+    assert status.image_id.endswith(digest), status.image_id
+
+    def pull_failure():
+        p = core.read_namespaced_pod("denied", namespace)
+        waiting = p.status.container_statuses and p.status.container_statuses[0].state.waiting
+        return waiting if waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff") else None
+
+    waiting = wait_until("the pod with a wrong registry password to fail its pull", pull_failure, timeout=60)
+    assert "401" in waiting.message or "unauthorized" in waiting.message.lower(), waiting.message
 
 
 # ---------------------------------------------------------------------------
