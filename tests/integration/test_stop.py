@@ -22,6 +22,7 @@ PORTS = {
     8200: "OpenBao dev", 8210: "OpenBao file", 8220: "OpenBao tls", 55432: "PostgreSQL",
     16443: "kube-apiserver", 23790: "etcd", 23800: "etcd peer", 20257: "kube-controller-manager",
     20259: "kube-scheduler", 20247: "kwok", 5000: "registry", 10250: "kubelet",
+    10248: "kubelet healthz", 10249: "kube-proxy metrics", 10256: "kube-proxy healthz",
     19090: "Prometheus", 4318: "Jaeger OTLP/HTTP", 16686: "Jaeger query", 16685: "Jaeger query gRPC",
     13133: "Jaeger health",
 }
@@ -70,6 +71,24 @@ def _project_processes() -> list[str]:
     return found
 
 
+def _node_leftovers() -> list[str]:
+    """What the real node (hack/k8s/node.sh) could leave behind: its bridge, pod netns, iptables chains
+    (the kubelet's, kube-proxy's, the CNI plugins', its own), mounts under the state dir, pod cgroups."""
+    left = [f"link {name}" for name in ("velocity0",) if Path("/sys/class/net", name).exists()]
+    left += [f"netns {p.name}" for p in Path("/run/netns").glob("cni-*")]
+    for cmd in ("iptables-save", "ip6tables-save"):
+        try:
+            out = subprocess.run([cmd], capture_output=True, text=True, check=False).stdout
+        except FileNotFoundError:
+            continue
+        left += [f"{cmd} {line.split()[0]}" for line in out.splitlines()
+                 if line.startswith((":KUBE-", ":CNI-", ":VELOCITY-NODE-"))]
+    left += [f"mount {line.split()[1]}" for line in Path("/proc/mounts").read_text().splitlines()
+             if line.split()[1].startswith(str(STATE) + "/")]
+    left += [f"cgroup {p}" for p in Path("/sys/fs/cgroup").glob("*/kubepods")]
+    return left
+
+
 def test_make_stop_leaves_no_project_process():
     # The modes the tests start besides the dev server: the ones `make stop` used to leave running.
     for mode in ("file", "tls"):
@@ -86,5 +105,6 @@ def test_make_stop_leaves_no_project_process():
     assert _project_processes() == []
     left = {port: name for port, name in PORTS.items() if port in _listening_ports()}
     assert left == {}, f"still listening after make stop: {left}"
+    assert _node_leftovers() == []
     if docker_pid is not None:
         assert not Path(f"/proc/{docker_pid}").exists(), "the dockerd that scripts/services/docker.sh started is still running"
