@@ -108,13 +108,17 @@ EOF
 }
 
 start() {
+  # Two shells starting it at once (tests, make setup): one starts, the other finds it running.
+  mkdir -p "$VELOCITY_STATE_DIR"
+  exec 8>"$VELOCITY_STATE_DIR/jaeger.lock"
+  flock 8
   command -v curl >/dev/null || apt_install curl
   build
   if pid_alive "$PIDFILE" && ready; then say "already running (query 127.0.0.1:$QUERY_PORT, OTLP 127.0.0.1:$OTLP_PORT)"; return 0; fi
   mkdir -p "$DIR"
   write_config
   say "starting jaeger $VERSION (OTLP/HTTP 127.0.0.1:$OTLP_PORT, query 127.0.0.1:$QUERY_PORT, memory storage)"
-  setsid "$BIN" --config "file:$CONFIG" </dev/null >>"$LOG" 2>&1 &
+  setsid "$BIN" --config "file:$CONFIG" </dev/null >>"$LOG" 2>&1 8>&- &
   echo $! > "$PIDFILE"
   if ! wait_for "jaeger" 60 ready; then
     tail -30 "$LOG" >&2

@@ -79,6 +79,10 @@ EOF
 }
 
 start() {
+  # Two shells starting it at once (tests, make setup): one starts, the other finds it running.
+  mkdir -p "$VELOCITY_STATE_DIR"
+  exec 8>"$VELOCITY_STATE_DIR/prometheus.lock"
+  flock 8
   install
   if pid_alive "$PIDFILE" && ready; then
     # Re-read the configuration and rules this checkout has now (a no-op when nothing changed).
@@ -94,7 +98,7 @@ start() {
   say "starting prometheus $("$BIN" --version 2>&1 | awk 'NR==1 {print $3}') on 127.0.0.1:$PORT (storage $DATA)"
   setsid "$BIN" --config.file="$CONFIG" --storage.tsdb.path="$DATA" --storage.tsdb.retention.time=2d \
     --web.listen-address="127.0.0.1:$PORT" --web.enable-lifecycle \
-    </dev/null >>"$LOG" 2>&1 &
+    </dev/null >>"$LOG" 2>&1 8>&- &
   echo $! > "$PIDFILE"
   if ! wait_for "prometheus" 60 ready; then
     tail -30 "$LOG" >&2
