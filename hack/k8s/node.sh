@@ -342,6 +342,20 @@ remove_new_tables() {
 # ---------------------------------------------------------------------------
 # start
 
+# Routed pod traffic needs IP forwarding; Service traffic between pods on the
+# bridge needs bridged packets to see iptables (br_netfilter). Docker sets both;
+# without Docker they may be off. (The egress guard holds either way: traffic
+# off the machine is always routed through FORWARD.)
+kernel_prereqs() {
+  if [[ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then
+    modprobe br_netfilter 2>/dev/null || log "warning: no br_netfilter (modprobe failed): a pod reaching a Service backed by a pod on this node may hang"
+  fi
+  if [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables && "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)" != 1 ]]; then
+    sysctl -qw net.bridge.bridge-nf-call-iptables=1
+  fi
+  [[ "$(cat /proc/sys/net/ipv4/ip_forward)" == 1 ]] || sysctl -qw net.ipv4.ip_forward=1
+}
+
 render_configs() {
   python3 "$HERE/node_config.py" render --out "$NODE_DIR" --state "$NODE_DIR" --pki "$PKI" \
     --node-ip "$NODE_IP" --node-name "$NODE_NAME" --pod-cidr "$POD_CIDR" --service-cidr "$SERVICE_CIDR" \
@@ -405,6 +419,7 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:k
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}
 RBAC
+  kernel_prereqs
   record_tables
   install_guard_chains
   start_containerd
