@@ -32,6 +32,7 @@ NODE_NAME="${VELOCITY_K8S_NODE_NAME:-velocity-node}"
 POD_CIDR=10.88.0.0/16
 SERVICE_CIDR=10.96.0.0/16 # must match kube-apiserver --service-cluster-ip-range in cluster.sh
 KWOK_POD_CIDR=10.244.0.0/16 # kwok's simulated pod IPs (cluster.sh): never routed anywhere
+KWOK_NODE_IP=10.240.0.1     # kwok's simulated node address (cluster.sh --node-ip): nothing listens there
 BRIDGE=velocity0
 RUNC=/usr/sbin/runc
 REGISTRY="${VELOCITY_REGISTRY_ADDR:-127.0.0.1:5000}"
@@ -274,7 +275,9 @@ KCFG
 # on this node. Traffic to the node's own addresses goes through INPUT, not
 # FORWARD. The chain is hooked first in FORWARD, ahead of Docker's DROP policy.
 # On the host, OUTPUT refuses a ClusterIP that kube-proxy did not translate and
-# kwok's simulated pod IPs, which would otherwise leave by the default route.
+# kwok's simulated pod and node addresses (kube-proxy DNATs to kwok pod IPs, the
+# API server dials the kwok node for logs), which would otherwise leave by the
+# default route.
 install_guard_chains() {
   iptables -w -N "$EGRESS_CHAIN"
   iptables -w -A "$EGRESS_CHAIN" -d "$SERVICE_CIDR" -m comment --comment "velocity: service IP without endpoints" \
@@ -287,6 +290,8 @@ install_guard_chains() {
   iptables -w -A "$HOST_CHAIN" -d "$SERVICE_CIDR" -m comment --comment "velocity: service IP without endpoints" \
     -j REJECT --reject-with icmp-port-unreachable
   iptables -w -A "$HOST_CHAIN" -d "$KWOK_POD_CIDR" -m comment --comment "velocity: kwok pod IPs are simulated" \
+    -j REJECT --reject-with icmp-admin-prohibited
+  iptables -w -A "$HOST_CHAIN" -d "$KWOK_NODE_IP" -m comment --comment "velocity: the kwok node address is simulated" \
     -j REJECT --reject-with icmp-admin-prohibited
   iptables -w -I OUTPUT 1 -j "$HOST_CHAIN"
   # Pods get no IPv6 beyond link-local; refuse any IPv6 they forward anyway.

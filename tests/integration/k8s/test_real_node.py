@@ -269,6 +269,56 @@ def test_kubelet_api_needs_credentials(real_node):
     assert err.value.code == 401, err.value.read()[:300]
 
 
+def test_kubelet_api_authorizes_by_webhook(real_node):
+    """The API server's kubelet client may use the kubelet API; another valid cluster identity may not."""
+    url = f"https://{node_ip(real_node)}:10250/pods"
+    pki = STATE / "pki"
+
+    def get(identity: str) -> int:
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / f"{identity}.crt"), str(pki / f"{identity}.key"))
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=ctx) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert get("apiserver-kubelet-client") == 200
+    assert get("kube-proxy") == 403  # authenticated (x509), denied by SubjectAccessReview
+
+
+def test_host_traffic_to_a_kwok_backed_service_stays_on_the_machine(core, namespace, k8s_api_client):
+    """kube-proxy translates a ClusterIP to kwok's simulated pod IPs, which are nowhere:
+    the node's OUTPUT guard refuses them instead of letting them out by the default route."""
+    run("iptables", "-w", "-C", "OUTPUT", "-j", "VELOCITY-NODE-OUTPUT")
+    apps = client.AppsV1Api(k8s_api_client)
+    apps.create_namespaced_deployment(namespace, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "on-kwok"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "on-kwok"}},
+                 "template": {"metadata": {"labels": {"app": "on-kwok"}},
+                              "spec": {"containers": [{"name": "c", "image": "velocity/simulated:1"}]}}},
+    })
+    core.create_namespaced_service(namespace, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "on-kwok"},
+        "spec": {"selector": {"app": "on-kwok"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    })
+    pod = wait_until("the kwok pod to be Ready", lambda: next(
+        (p for p in core.list_namespaced_pod(namespace, label_selector="app=on-kwok").items if pod_ready(p)), None))
+    assert pod.spec.node_name.startswith("kwok-node-") and pod.status.pod_ip.startswith("10.244.")
+    ip = core.read_namespaced_service("on-kwok", namespace).spec.cluster_ip
+    wait_until("kube-proxy's DNAT to the kwok pod", lambda: pod.status.pod_ip in run("iptables-save", "-t", "nat").stdout,
+               timeout=30)
+
+    def kwok_rule() -> int:
+        return sum(n for n, rule in iptables_counters("VELOCITY-NODE-OUTPUT") if "10.244.0.0/16" in rule)
+
+    before = kwok_rule()
+    with pytest.raises(OSError) as err:
+        urllib.request.urlopen(f"http://{ip}/", timeout=5)
+    assert "No route to host" in str(err.value), err.value
+    assert kwok_rule() > before
+
+
 def test_cluster_ip_service_answers_from_the_host(web):
     ip = web["service_ip"]
     assert SERVICE_CIDR.supernet_of(ipaddress.ip_network(ip + "/32"))
