@@ -323,7 +323,7 @@ def kube_proxy_yaml(a):
         "  localhostNodePorts: false",
         "  masqueradeAll: false",
         "  syncPeriod: 30s",
-        "  minSyncPeriod: 0s",
+        "  minSyncPeriod: 1s  # batches rule writes while benchmarks create many Services",
         "# Leave the host's conntrack sysctls alone.",
         "conntrack:",
         "  maxPerCore: 0",
