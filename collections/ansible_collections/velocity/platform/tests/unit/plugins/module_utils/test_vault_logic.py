@@ -402,6 +402,7 @@ def tls_pki(tmp_path_factory):
     return types.SimpleNamespace(ca=str(out / "ca.pem"), other_ca=str(out / "other-ca.pem"), context=context)
 
 
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # validate_certs=false, on purpose
 def test_ca_path_is_kept_although_hvac_is_given_a_session(scripted, tls_pki, monkeypatch, sleeps):
     """A session passed to hvac.Client overrides its verify: the CA path must be on the session too."""
     server = scripted(lambda call: ok({"data": {"ok": True}}), tls_context=tls_pki.context)
