@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.vault]
 def test_dev_server_token_file_is_private_and_never_printed(vault):
     env_out = subprocess.run(["bash", str(VAULT_SH), "env"], check=True, capture_output=True, text=True)
     start_out = subprocess.run(["bash", str(VAULT_SH), "start"], check=True, capture_output=True, text=True)
-    assert env_out.stdout.splitlines() == [f"VAULT_ADDR={vault.addr}", f"VELOCITY_VAULT_TOKEN_FILE={vault.token_file}"]
+    assert env_out.stdout.splitlines() == [f"VAULT_ADDR={vault.addr}", f"VELOCITY_VAULT_TOKEN_FILE={vault.token_file}",
+                                           f"VELOCITY_VAULT_AUDIT_LOG={vault.state_dir / 'audit.log'}"]
     assert vault.token_file.stat().st_mode & 0o777 == 0o600
     assert vault.token_file.parent.stat().st_mode & 0o777 == 0o700
     log = vault.state_dir / "server.log"
