@@ -36,7 +36,10 @@ options:
     required: true
   env_file:
     description:
-      - File of C(KEY=VALUE) lines (comments, blank lines and C(export) allowed). Its values are never logged.
+      - An env file, read as Docker reads C(--env-file) - C(KEY=VALUE) lines, the value literal (quotes are part of it),
+        comments and blank lines skipped - unless its first line says it is in the shell format that
+        C(velocity.platform.vault_secrets) writes with C(env_file_format=shell) (quoted values, C(export) allowed).
+        Its values are never logged.
       - Must provide the app's required C(SECRET_KEY) and C(DATABASE_URL) unless O(env) does.
     type: path
   env:
@@ -150,8 +153,8 @@ duration_s:
   type: float
 """
 
-import re
 
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import env_name_problem
 from ansible_collections.velocity.platform.plugins.module_utils.image.engine import (
     DockerModuleError,
     EngineSettings,
@@ -203,9 +206,9 @@ def main() -> None:
     except DockerModuleError as exc:
         module.fail_json(msg=str(exc))
     for key, value in p["env"].items():
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            module.fail_json(msg="env: %r is not a valid environment variable name (letters, digits, underscore; "
-                                 "no leading digit)" % key)
+        problem = env_name_problem(key, "env")
+        if problem:
+            module.fail_json(msg=problem)
         if value is not None and not isinstance(value, (str, int, float, bool)):
             module.fail_json(msg="env.%s must be a string or a number, not %s" % (key, type(value).__name__))
         env[key] = "" if value is None else str(value)

@@ -102,8 +102,10 @@ options:
     type: path
   env_file_format:
     description:
-      - V(docker) writes C(NAME=value) lines read literally (C(docker run --env-file), the smoke test, systemd).
-      - V(shell) quotes values for C(set -a; . file).
+      - V(docker) writes C(NAME=value) lines; the value is everything after the first C(=), quotes included, as
+        C(docker run --env-file), Compose and the smoke test read it. A value with a line break is refused.
+      - V(shell) quotes values for C(set -a; . file) (any value).
+      - The file's first line names the format, so that C(velocity.platform.container_smoke_test) reads it the same way.
     type: str
     choices: [docker, shell]
     default: docker

@@ -28,11 +28,35 @@ DNS1123_SUBDOMAIN = re.compile(r"^%s(\.%s)*$" % (_LABEL, _LABEL))
 PATH_SEGMENT_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 
 
-def _type_name(value) -> str:
-    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (dict, "a mapping"), ((list, tuple), "a list")):
+# An environment variable name, as every env file, Secret key and container env of ours takes it.
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A name that says its value is a secret (SECRET_KEY, DB_PASSWORD, API_TOKEN, DATABASE_URL...).
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|(KEY|DATABASE_URL|DSN)$",
+                         re.IGNORECASE)
+
+
+def type_name(value) -> str:
+    """'a number', 'a list'...: what the operator wrote, not Python's (or Ansible's tagged) class name."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (dict, "a mapping"),
+                       ((list, tuple, set), "a list")):
         if isinstance(value, kind):
             return name
-    return "null" if value is None else "a %s" % type(value).__name__
+    return "a %s" % type(value).__name__
+
+
+def env_name_problem(value, field: str) -> Optional[str]:
+    """None when ``value`` is a valid environment variable name, else why not (naming ``field``)."""
+    if isinstance(value, str) and ENV_NAME.match(value):
+        return None
+    return ("%s: %r is not a valid environment variable name (letters, digits and '_', not starting with a digit)"
+            % (field, value))
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a variable or argument name says its value is a secret."""
+    return bool(SECRET_NAME.search(name))
 
 
 def _shown(value) -> str:
@@ -56,7 +80,7 @@ def name_problem(value, field: str, label: bool = False) -> Optional[str]:
     """None when ``value`` is a valid object name (``label=False``) or namespace (``label=True``)."""
     what = "namespace (DNS-1123 label)" if label else "object name (DNS-1123 subdomain)"
     if not isinstance(value, str):
-        return "%s must be a string, a Kubernetes %s, not %s %s" % (field, what, _type_name(value), _shown(value))
+        return "%s must be a string, a Kubernetes %s, not %s %s" % (field, what, type_name(value), _shown(value))
     if not value:
         return "%s is empty: give a Kubernetes %s, for example 'my-app'" % (field, what)
     limit = LABEL_MAX if label else SUBDOMAIN_MAX

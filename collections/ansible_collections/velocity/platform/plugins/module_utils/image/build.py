@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import looks_secret
 from ansible_collections.velocity.platform.plugins.module_utils.common.paths import (
     PathRefused,
     check_directory,
@@ -41,7 +42,6 @@ DIGEST_LABEL = "dev.velocity.context-digest"
 DIGEST_SCHEME = "v1"
 # Build-argument names that look like secrets: their values would stay in the
 # image history (`docker history`) forever, so the module refuses them.
-SECRET_ARG = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY)", re.IGNORECASE)
 
 
 def scalar_map(field: str, mapping: dict[str, Any]) -> dict[str, str]:
@@ -103,7 +103,7 @@ class BuildRequest:
             problem = repository_problem(repo)
             if problem:
                 raise DockerModuleError(f"{option} {tag!r}: repository {repo!r} is not valid: {problem}")
-        suspicious = sorted(k for k in self.build_args if SECRET_ARG.search(k))
+        suspicious = sorted(k for k in self.build_args if looks_secret(k))
         if suspicious:
             raise DockerModuleError(
                 f"build_args {', '.join(suspicious)} look like secrets; build arguments are recorded in the "

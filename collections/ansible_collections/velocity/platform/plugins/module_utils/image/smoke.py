@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.velocity.platform.plugins.module_utils.common import envfile
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import looks_secret
 from ansible_collections.velocity.platform.plugins.module_utils.image.engine import (
     DockerException,
     DockerModuleError,
@@ -42,7 +44,6 @@ from ansible_collections.velocity.platform.plugins.module_utils.image.engine imp
 
 MASK = "********"
 SMOKE_LABEL = "dev.velocity.smoke-test"
-SECRET_KEY_RE = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|KEY|CREDENTIAL|DATABASE_URL|DSN|_URL)$|PRIVATE", re.IGNORECASE)
 CONTAINER_PORT = 8000
 
 
@@ -51,30 +52,17 @@ class SmokeTestFailed(DockerModuleError):
 
 
 def parse_env_file(path: str) -> dict[str, str]:
-    """KEY=VALUE lines (comments, blanks and `export ` allowed; one pair of wrapping quotes removed).
+    """The variables of an env file, read as Docker reads it (common/envfile.py).
 
     Errors name the line number only, never its content.
     """
-    env: dict[str, str] = {}
     try:
         with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+            return envfile.parse(handle.read(), "env_file '%s'" % path)
     except OSError as exc:
         raise DockerModuleError(f"cannot read env_file '{path}': {exc.strerror}") from None
-    for number, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise DockerModuleError(f"env_file '{path}' line {number} is not KEY=VALUE")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key] = value
-    return env
+    except envfile.EnvFileError as exc:
+        raise DockerModuleError(str(exc)) from None
 
 
 def sensitive_values(env: dict[str, str]) -> set[str]:
@@ -83,7 +71,7 @@ def sensitive_values(env: dict[str, str]) -> set[str]:
     for key, value in env.items():
         if not value:
             continue
-        if SECRET_KEY_RE.search(key) or len(value) >= 6:
+        if looks_secret(key) or len(value) >= 6:
             values.add(value)
         if "://" in value:
             try:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import ENV_NAME, type_name
 from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
     VaultClient,
     VaultConfigError,
@@ -23,21 +24,9 @@ from ansible_collections.velocity.platform.plugins.module_utils.vault.client imp
     VaultPermissionDenied,
 )
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # path#key or path#key@version: no whitespace, '#' or '@' inside the path or the key.
 REF = re.compile(r"^(?P<path>[^#@\s]+)#(?P<key>[^#@\s]+)(?:@(?P<version>[0-9]+))?$")
 REF_FORM = "'path#key' or 'path#key@version' (path relative to the KV mount, e.g. velocity/app#secret_key)"
-
-
-def type_name(value) -> str:
-    """'a number', 'a list'...: what the operator wrote, not Python's (or Ansible's tagged) class name."""
-    if value is None:
-        return "null"
-    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (dict, "a mapping"),
-                       ((list, tuple, set), "a list")):
-        if isinstance(value, kind):
-            return name
-    return "a %s" % type(value).__name__
 
 
 @dataclass(frozen=True)

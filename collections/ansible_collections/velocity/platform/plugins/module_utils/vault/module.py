@@ -7,9 +7,9 @@ from __future__ import annotations
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.validation import check_type_dict
 
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import type_name
 from ansible_collections.velocity.platform.plugins.module_utils.vault import client as vault_client
 from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultError
-from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import type_name
 
 # Keys of the connection/auth options; the module argument specs start from this.
 VAULT_ARGUMENT_SPEC = dict(

@@ -16,9 +16,9 @@ import json
 import shlex
 from typing import Dict, Optional
 
-from ansible_collections.velocity.platform.plugins.module_utils.common.names import name_problem
+from ansible_collections.velocity.platform.plugins.module_utils.common import envfile
+from ansible_collections.velocity.platform.plugins.module_utils.common.names import name_problem, type_name
 from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultConfigError
-from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import type_name
 
 
 def checksum(values: Dict[str, str]) -> str:
@@ -35,22 +35,11 @@ def checksum(values: Dict[str, str]) -> str:
 
 
 def render_env(values: Dict[str, str], fmt: str = "docker") -> bytes:
-    """``docker``: NAME=value, literal (docker --env-file, systemd EnvironmentFile for simple values).
-    ``shell``: NAME='value' quoted for ``set -a; . file``."""
-    lines = ["# Written by velocity.platform.vault_secrets. Do not edit: values come from Vault."]
-    for name in sorted(values):
-        value = values[name]
-        if fmt == "docker":
-            if "\n" in value or "\r" in value:
-                raise VaultConfigError(
-                    "%s: the value has a line break, which the docker env-file format cannot carry; "
-                    "use env_file_format: shell" % name)
-            lines.append("%s=%s" % (name, value))
-        elif fmt == "shell":
-            lines.append("%s=%s" % (name, shlex.quote(value)))
-        else:
-            raise VaultConfigError("env_file_format must be docker or shell, not %s" % fmt)
-    return ("\n".join(lines) + "\n").encode()
+    """The env file's bytes (common/envfile.py: ``docker`` literal, or ``shell`` quoted)."""
+    try:
+        return envfile.render(values, fmt)
+    except envfile.EnvFileError as exc:
+        raise VaultConfigError(str(exc)) from None
 
 
 def _string_map(field: str, mapping: Optional[dict]) -> Dict[str, str]:

@@ -17,11 +17,20 @@ from ansible_collections.velocity.platform.plugins.module_utils.image.smoke impo
 CANARY = "canary-Zq8xWv2pLm"
 
 
-def test_env_file_parsing(tmp_path):
+def test_env_file_is_read_as_docker_reads_it(tmp_path):
     path = tmp_path / "app.env"
-    path.write_text(f"# comment\n\nexport SECRET_KEY='{CANARY}'\nDATABASE_URL=\"postgresql://u:p@h:1/d\"\nEMPTY=\nLOG_LEVEL=INFO\n")
+    # docker --env-file keeps quotes: a value is everything after the first '='.
+    path.write_text(f"# comment\n\nSECRET_KEY='{CANARY}'\nDATABASE_URL=postgresql://u:p@h:1/d?x=1\nEMPTY=\nLOG_LEVEL=INFO\n")
     env = parse_env_file(str(path))
-    assert env == {"SECRET_KEY": CANARY, "DATABASE_URL": "postgresql://u:p@h:1/d", "EMPTY": "", "LOG_LEVEL": "INFO"}
+    assert env == {"SECRET_KEY": f"'{CANARY}'", "DATABASE_URL": "postgresql://u:p@h:1/d?x=1", "EMPTY": "",
+                   "LOG_LEVEL": "INFO"}
+
+
+def test_shell_format_env_file_is_unquoted(tmp_path):
+    path = tmp_path / "app.env"
+    path.write_text("# Written by velocity.platform.vault_secrets (shell format). Do not edit.\n"
+                    f"export SECRET_KEY='{CANARY}'\nDATABASE_URL='postgresql://u:p@h:1/d'\n")
+    assert parse_env_file(str(path)) == {"SECRET_KEY": CANARY, "DATABASE_URL": "postgresql://u:p@h:1/d"}
 
 
 def test_a_bad_env_line_is_reported_by_number_never_by_content(tmp_path):
