@@ -184,10 +184,12 @@ wait_for() {
 
 # Fail fast, with the log tail, when a started component died.
 check_components() {
-  local c
+  local c pid
   for c in "${COMPONENTS[@]}"; do
     [[ -f "$STATE_DIR/$c.pid" ]] || continue
-    if ! alive "$c"; then
+    # Not alive(): right after launch the PID can still be setsid, before its exec.
+    pid="$(pid_of "$c")"
+    if [[ ! -r "/proc/$pid/stat" || "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]]; then
       log "$c exited; last lines of $STATE_DIR/logs/$c.log:"
       grep -v 'FLAG: --' "$STATE_DIR/logs/$c.log" | tail -n 25 >&2 || true
       return 1

@@ -10,6 +10,8 @@
 #                     bridge, netns, iptables chain, mount or cgroup behind (also after kill -9)
 #   node.sh status    show what runs; exit 0 when the node is Ready
 #   node.sh bindir    print the directory of the node's cached binaries and images
+#   node.sh import-image IMAGE   copy a Docker Engine image into the node's containerd (docker save | ctr import)
+#   node.sh crictl ARGS / ctr ARGS   crictl / ctr against the node's containerd
 #
 # Needs root (network namespaces, iptables, cgroups). Progress goes to stderr.
 set -Eeuo pipefail
@@ -535,5 +537,15 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   bindir) echo "$NODE_BIN" ;;
-  *) echo "usage: $0 {build|start|stop|status|bindir}" >&2; exit 2 ;;
+  import-image)
+    [[ $# == 2 ]] || die "usage: $0 import-image IMAGE (a Docker Engine image, e.g. velocity/app:1.2.3)"
+    alive containerd || die "the node is not running"
+    docker image inspect "$2" >/dev/null 2>&1 || die "no Docker image $2"
+    docker save "$2" | ctr_ -n k8s.io images import --local - 2>"$NODE_DIR/ctr.err" >/dev/null \
+      || { cat "$NODE_DIR/ctr.err" >&2; die "could not import $2"; }
+    log "imported $2 into the node's containerd (pods can use it with imagePullPolicy IfNotPresent or Never)"
+    ;;
+  crictl) shift; crictl_ "$@" ;;
+  ctr) shift; ctr_ "$@" ;;
+  *) echo "usage: $0 {build|start|stop|status|bindir|import-image IMAGE|crictl ARGS|ctr ARGS}" >&2; exit 2 ;;
 esac

@@ -478,6 +478,35 @@ def test_pod_pulls_by_digest_from_the_local_registry(core, namespace, registry, 
     assert "401" in waiting.message or "unauthorized" in waiting.message.lower(), waiting.message
 
 
+def test_docker_image_imported_into_the_node_runs(core, namespace, docker_engine, tmp_path):
+    """node.sh import-image: docker save | ctr import, for an image the Docker Engine built."""
+    import tarfile
+
+    bindir = Path(run("bash", str(NODE_SH), "bindir").stdout.strip())
+    with tarfile.open(bindir / "nettest.oci.tar") as tar:
+        def blob(digest: str) -> bytes:
+            return tar.extractfile("blobs/sha256/" + digest.split(":", 1)[1]).read()
+
+        manifest = json.loads(blob(json.loads(tar.extractfile("index.json").read())["manifests"][0]["digest"]))
+        (tmp_path / "rootfs.tar.gz").write_bytes(blob(manifest["layers"][0]["digest"]))
+    image = f"velocity.local/nettest-docker:{uuid.uuid4().hex[:8]}"
+    run("docker", "import", "--change", 'ENTRYPOINT ["/nettest"]', "--change", 'CMD ["serve"]',
+        str(tmp_path / "rootfs.tar.gz"), image)
+    try:
+        run("bash", str(NODE_SH), "import-image", image)
+        core.create_namespaced_pod(namespace, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "from-docker"},
+            "spec": {**ON_REAL_NODE, "terminationGracePeriodSeconds": 1, "containers": [{
+                "name": "web", "image": image, "imagePullPolicy": "IfNotPresent",
+                "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}}]},
+        })
+        pod = wait_until("the pod of the imported Docker image to be Ready",
+                         lambda: (p := core.read_namespaced_pod("from-docker", namespace)) and pod_ready(p) and p)
+        assert pod.status.container_statuses[0].image.endswith(image.split("/", 1)[1])
+    finally:
+        run("docker", "rmi", image, check=False)
+
+
 # ---------------------------------------------------------------------------
 # clean stop: runs last, on the node alone (the control plane stays up)
 
