@@ -36,7 +36,7 @@ SERVICE_CIDR=10.96.0.0/16 # must match kube-apiserver --service-cluster-ip-range
 KWOK_POD_CIDR=10.244.0.0/16 # kwok's simulated pod IPs (cluster.sh): never routed anywhere
 KWOK_NODE_IP=10.240.0.1     # kwok's simulated node address (cluster.sh --node-ip): nothing listens there
 BRIDGE=velocity0
-RUNC=/usr/sbin/runc
+RUNC="${VELOCITY_RUNC:-}" # default: the runc on PATH, else Debian's (installed at start)
 REGISTRY="${VELOCITY_REGISTRY_ADDR:-127.0.0.1:5000}"
 REGISTRY_CA="${VELOCITY_REGISTRY_CA:-$VELOCITY_STATE_DIR/registry/ca.crt}"
 SANDBOX_IMAGE=velocity.local/pause:1
@@ -402,7 +402,17 @@ cmd_start() {
   fi
   cmd_build
   [[ -x "$K8S_BIN/kubelet" && -x "$K8S_BIN/kube-proxy" ]] || die "no kubelet/kube-proxy in $K8S_BIN: run hack/k8s/cluster.sh build"
-  apt_install runc iptables nftables
+  apt_install iptables nftables
+  # A runc that is already there (e.g. the one Docker's packages bring) is used as is:
+  # installing Debian's runc next to it could make apt remove Docker's.
+  if [[ -z "$RUNC" ]]; then
+    RUNC="$(command -v runc || true)"
+    if [[ -z "$RUNC" ]]; then
+      apt_install runc
+      RUNC=/usr/sbin/runc
+    fi
+  fi
+  [[ -x "$RUNC" ]] || die "no runc at $RUNC (set VELOCITY_RUNC)"
   local p
   for p in 10250 10248 10249 10256; do
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && die "port $p is in use (another kubelet or kube-proxy?); one real node per machine"
