@@ -363,6 +363,18 @@ kernel_prereqs() {
   [[ "$(cat /proc/sys/net/ipv4/ip_forward)" == 1 ]] || sysctl -qw net.ipv4.ip_forward=1
 }
 
+# The kubelet sets a few kernel tunables to its defaults (protectKernelDefaults
+# is false): start records them, stop puts back the ones the kubelet changed.
+KERNEL_TUNABLES=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+record_sysctls() { sysctl -e "${KERNEL_TUNABLES[@]}" 2>/dev/null | tr -d ' ' >"$NODE_DIR/sysctl.before" || true; }
+restore_sysctls() {
+  local line
+  [[ -f "$NODE_DIR/sysctl.before" ]] || return 0
+  while read -r line; do
+    [[ "$(sysctl -n "${line%%=*}" 2>/dev/null)" == "${line#*=}" ]] || sysctl -qw "$line" || log "warning: could not restore $line"
+  done <"$NODE_DIR/sysctl.before"
+}
+
 render_configs() {
   python3 "$HERE/node_config.py" render --out "$NODE_DIR" --state "$NODE_DIR" --pki "$PKI" \
     --node-ip "$NODE_IP" --node-name "$NODE_NAME" --pod-cidr "$POD_CIDR" --service-cidr "$SERVICE_CIDR" \
@@ -437,6 +449,7 @@ subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}
 RBAC
   kernel_prereqs
+  record_sysctls
   record_tables
   install_guard_chains
   start_containerd
@@ -513,6 +526,7 @@ cmd_stop() {
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
   remove_chains
   remove_new_tables
+  restore_sysctls
   if [[ -f "$(admin_kubeconfig)" ]] && [[ -x "$K8S_BIN/kubectl" ]]; then
     kubectl_ delete node "$NODE_NAME" --ignore-not-found --wait=false --request-timeout 5s >/dev/null 2>&1 || true
   fi

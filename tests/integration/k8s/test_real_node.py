@@ -14,8 +14,8 @@ packet to a TEST-NET-3 address (never a local network here) is rejected by
 that rule, by its packet counter.
 
 The last test stops and restarts the node (after a kill -9 of the kubelet and
-containerd) and compares bridges, netns, iptables chains, mounts and cgroups
-with a snapshot taken while the node was stopped.
+containerd) and compares bridges, netns, iptables chains, mounts, cgroups and
+the kernel tunables the kubelet sets with a snapshot taken while the node was stopped.
 """
 
 from __future__ import annotations
@@ -531,6 +531,10 @@ def snapshot() -> dict[str, set[str]]:
         "netns": set(run("ip", "netns", "list").stdout.split()),
         "mounts": {m for m in mounts if not m.startswith(("/var/lib/docker/", "/run/docker/"))},
         "cgroups": {str(p) for p in Path("/sys/fs/cgroup").glob("*/*") if p.is_dir() and p.name != "docker"},
+        # the kernel tunables the kubelet sets (node.sh stop puts them back)
+        "sysctls": {f"{name}={Path('/proc/sys', name.replace('.', '/')).read_text().strip()}" for name in (
+            "vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops",
+            "kernel.keys.root_maxkeys", "kernel.keys.root_maxbytes")},
     }
 
 
