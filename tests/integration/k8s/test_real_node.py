@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[3]
 NODE_SH = ROOT / "hack" / "k8s" / "node.sh"
 CLUSTER_SH = ROOT / "hack" / "k8s" / "cluster.sh"
 STATE = Path(os.environ.get("VELOCITY_STATE_DIR", "/tmp/velocity")) / "k8s"
+CACHE = Path(os.environ.get("VELOCITY_CACHE_DIR", str(Path.home() / ".cache" / "velocity")))
 NODE = os.environ.get("VELOCITY_K8S_NODE_NAME", "velocity-node")
 IMAGE = "velocity.local/nettest:1"
 BRIDGE = "velocity0"
@@ -512,8 +513,9 @@ def test_docker_image_imported_into_the_node_runs(core, namespace, docker_engine
 
 
 def snapshot() -> dict[str, set[str]]:
-    """What a node could leave behind. Docker's own containers (other tests may run some meanwhile)
-    are left out: their veths on docker0, their mounts under /var/lib/docker and /run/docker."""
+    """What a node could leave behind. What other tests may change meanwhile is left out: Docker's
+    containers (veths on docker0, mounts under /var/lib/docker and /run/docker) and the image builds'
+    mounts in the cache dir."""
     chains = set()
     for cmd in ("iptables-save", "ip6tables-save"):
         table = ""
@@ -529,7 +531,8 @@ def snapshot() -> dict[str, set[str]]:
         "chains": chains,
         "links": links,
         "netns": set(run("ip", "netns", "list").stdout.split()),
-        "mounts": {m for m in mounts if not m.startswith(("/var/lib/docker/", "/run/docker/"))},
+        # (the node mounts nothing in the cache dir, where other tests' image builds mount and unmount)
+        "mounts": {m for m in mounts if not m.startswith(("/var/lib/docker/", "/run/docker/", str(CACHE) + "/"))},
         "cgroups": {str(p) for p in Path("/sys/fs/cgroup").glob("*/*") if p.is_dir() and p.name != "docker"},
         # the kernel tunables the kubelet sets (node.sh stop puts them back)
         "sysctls": {f"{name}={Path('/proc/sys', name.replace('.', '/')).read_text().strip()}" for name in (
