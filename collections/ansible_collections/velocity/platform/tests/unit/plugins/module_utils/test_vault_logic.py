@@ -523,7 +523,7 @@ def test_atomic_write_sets_mode_and_keeps_old_file_on_failure(tmp_path, monkeypa
 def test_secret_manifest_and_names_only_diff(tmp_path):
     manifest = vault_output.secret_manifest({"SECRET_KEY": "v"}, "velocity-app-env", "velocity")
     assert manifest["data"] == {"SECRET_KEY": "dg=="}
-    assert manifest["metadata"]["annotations"]["velocity.io/secret-checksum"].startswith("sha256:")
+    assert manifest["metadata"]["annotations"]["velocity.dev/secret-checksum"].startswith("sha256:")
     with pytest.raises(VaultConfigError, match="not a valid Kubernetes object name"):
         vault_output.secret_manifest({}, "Bad_Name")
     old = tmp_path / "app.env"
