@@ -253,6 +253,26 @@ gen_pki() {
   log "generated CA, component certificates and service-account keys in $PKI ($(elapsed "$t"))"
 }
 
+# Secrets are encrypted at rest in etcd (secretbox: XSalsa20-Poly1305) under a key generated
+# here, kept 0600 beside the PKI; identity last, so objects written before could still be read.
+write_encryption_config() {
+  local key
+  key=$(head -c 32 /dev/urandom | base64)
+  (umask 077 && cat > "$PKI/encryption-config.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - secretbox:
+          keys:
+            - name: key1
+              secret: $key
+      - identity: {}
+EOF
+  )
+}
+
 write_kubeconfig() {
   local file="$1" user="$2"
   cat >"$file" <<KCFG
@@ -412,6 +432,7 @@ cmd_start() {
   trap on_start_exit EXIT
 
   gen_pki
+  write_encryption_config
   write_kubeconfig "$STATE_DIR/controller-manager.kubeconfig" controller-manager
   write_kubeconfig "$STATE_DIR/scheduler.kubeconfig" scheduler
   write_kubeconfig "$STATE_DIR/kwok.kubeconfig" kwok
@@ -441,6 +462,7 @@ cmd_start() {
     --allow-privileged=true \
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP,Hostname \
+    --encryption-provider-config "$PKI/encryption-config.yaml" \
     --profiling=false --v 1
   wait_for "kube-apiserver on https://127.0.0.1:$API_PORT" "$START_TIMEOUT" curl_api /readyz
 
