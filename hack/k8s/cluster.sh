@@ -402,7 +402,9 @@ cmd_start() {
     return 0
   fi
   with_lock
-  if is_running; then
+  if is_running && [[ ! -f "$PKI/encryption-config.yaml" ]]; then
+    log "the running control plane predates encryption at rest: restarting it"
+  elif is_running; then
     if [[ "$REAL_NODE" != 1 ]] || node_sh status >/dev/null 2>&1; then
       log "already running ($(total_rss_mib) MiB RSS), kubeconfig below"
       echo "$KUBECONFIG_PATH"
