@@ -37,7 +37,10 @@ description:
     inside a wave by Argo CD's kind order (Namespace, ServiceAccount, Secret, ConfigMap, ..., Service, Deployment, Job).
     Each wave's Deployments, StatefulSets, DaemonSets and Jobs must be healthy before the next wave is applied.
   - B(Hooks.) Objects annotated C(argocd.argoproj.io/hook=PreSync) run to completion before any ordinary object
-    changes; C(PostSync) hooks run after the rollout. C(argocd.argoproj.io/hook-delete-policy) is honoured
+    changes; C(Sync) hooks run in their own wave, after that wave's ordinary objects and before the next wave
+    (so a migration Job can read a ConfigMap of an earlier wave and finish before the Deployment of a later one,
+    as Argo CD orders them; they are created, never server-side applied, since a Job's template is immutable);
+    C(PostSync) hooks run after the rollout. C(argocd.argoproj.io/hook-delete-policy) is honoured
     (V(BeforeHookCreation), the default, deletes a previous run first; V(HookSucceeded) and V(HookFailed) delete
     the hook afterwards). With O(run_hooks=auto), hooks run only when an ordinary object changes, so re-applying
     the same input runs nothing and reports C(changed=false).
@@ -49,8 +52,11 @@ description:
     A field-manager conflict names the object, each field and the manager that owns it.
   - B(Wait.) Deployments fail fast when their C(Progressing) condition turns V(False) with reason
     C(ProgressDeadlineExceeded) (set C(progressDeadlineSeconds) in the manifest); Jobs fail fast on a C(Failed)
-    condition. The failure message carries the reasons of the pods that are not ready.
-  - B(Rollback.) When a rollout fails (progress deadline, O(wait_timeout), a failed PostSync hook), each Deployment
+    condition. The failure message carries the reasons of the pods that are not ready. A hook Job whose pod waits
+    for a reason that does not clear by itself (C(CreateContainerConfigError), C(ErrImagePull), C(ImagePullBackOff),
+    C(InvalidImageName), C(ErrImageNeverPull)) fails at once with the pod's reason and message; a hook that times
+    out or fails reports its pods' waiting or terminated states.
+  - B(Rollback.) When a rollout fails (progress deadline, O(wait_timeout), a failed Sync or PostSync hook), each Deployment
     this run changed is rolled back to the pod template of the revision that was live before, through server-side
     apply under the same field manager, and waited for. The failure reports the revision before, the failed revision
     and the revision after the rollback (the controller renumbers the restored template).
@@ -123,7 +129,7 @@ options:
     default: 1.0
   run_hooks:
     description:
-      - V(auto) runs PreSync/PostSync hooks only when an ordinary object changes; V(always) on every run
+      - V(auto) runs PreSync/Sync/PostSync hooks only when an ordinary object changes; V(always) on every run
         (as an Argo CD sync does); V(never) skips them (their dry-run validation still happens).
       - V(auto) differs from Argo CD, which runs the hooks on every sync; it makes a re-run of the same release
         change nothing. SyncFail hooks run whenever a sync that changed something fails, except with V(never).

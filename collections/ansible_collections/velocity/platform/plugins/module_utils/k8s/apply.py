@@ -15,8 +15,12 @@
    nothing else has changed;
 2. PreSync hooks run to completion (only when something changes, unless told otherwise);
 3. ordinary objects are server-side applied wave by wave, each wave healthy before the next;
+   a Sync hook runs (recreated, waited for) in its wave, after that wave's objects, so it can
+   use the objects of earlier waves and the next wave waits for it (Argo CD's order);
 4. PostSync hooks run after the rollout;
-5. a Deployment whose rollout fails (progress deadline, timeout, failed PostSync hook)
+   a hook Job whose pod waits for a reason that never clears by itself (CreateContainerConfigError,
+   ErrImagePull, ImagePullBackOff, ...) fails at once with the pod's reason and message;
+5. a Deployment whose rollout fails (progress deadline, timeout, failed Sync or PostSync hook)
    is rolled back to the revision that was live before, and both revisions are reported;
 6. when a sync that had changed something fails, its SyncFail hooks run, as Argo CD runs them.
 """
@@ -32,11 +36,13 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s.client impor
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.objects import (
     delete_policies,
     for_diff,
+    hook_phase,
     inject_annotations,
     key,
     normalise,
     plan,
     ref,
+    sort_key,
     sync_wave,
     waves,
 )
@@ -52,6 +58,8 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s.waiter impor
     Waiter,
     WaitFailed,
     WaitTimeout,
+    pod_container_states,
+    pods_report,
 )
 
 
@@ -133,10 +141,11 @@ def pod_problems(client, namespace, selector, limit=5):
     for pod in pods:
         status = pod.get("status") or {}
         reasons = []
-        for cs in status.get("containerStatuses") or []:
-            waiting = (cs.get("state") or {}).get("waiting")
-            if waiting:
-                reasons.append("%s %s (restarts %s)" % (cs.get("name"), waiting.get("reason"), cs.get("restartCount", 0)))
+        restarts = dict((cs.get("name"), cs.get("restartCount", 0)) for cs in status.get("containerStatuses") or [])
+        for container, state, reason, message in pod_container_states(pod):
+            if state == "waiting":
+                reasons.append("%s %s%s (restarts %s)" % (container, reason, (": %s" % message) if message else "",
+                                                          restarts.get(container, 0)))
         for cond in status.get("conditions") or []:
             if cond.get("type") == "Ready" and cond.get("status") != "True":
                 reasons.append("not Ready: %s" % (cond.get("message") or cond.get("reason") or "unknown"))
@@ -177,8 +186,10 @@ class Deployer:
     def run(self, objs):
         started = time.monotonic()
         phases = plan(objs)
-        sync = phases["Sync"]
-        hooks = phases["PreSync"] + phases["PostSync"] + phases["SyncFail"]
+        # Sync hooks run in their wave (apply_waves), never applied like ordinary objects (a Job is immutable).
+        sync_hooks = [obj for obj in phases["Sync"] if hook_phase(obj) == "Sync"]
+        sync = [obj for obj in phases["Sync"] if hook_phase(obj) != "Sync"]
+        hooks = phases["PreSync"] + sync_hooks + phases["PostSync"] + phases["SyncFail"]
 
         foundation = self.foundation(sync)
         deferred = self.deferred(sync + hooks, foundation)
@@ -216,7 +227,7 @@ class Deployer:
                     self.lay_foundation(foundation, predicted, deferred, live)
                 if run_hooks:
                     self.run_hook_phase(phases["PreSync"], "PreSync")
-                self.apply_waves(sync, predicted, live)
+                self.apply_waves(sync, predicted, live, sync_hooks if run_hooks else ())
                 if run_hooks:
                     self.run_hook_phase(phases["PostSync"], "PostSync")
 
@@ -359,11 +370,14 @@ class Deployer:
                 self.result)
         return predicted
 
-    def apply_waves(self, sync, predicted, live):
+    def apply_waves(self, sync, predicted, live, sync_hooks=()):
         by_key = dict((entry["key"], entry) for entry in predicted)
+        hook_keys = set(key(obj) for obj in sync_hooks)
         started = time.monotonic()
-        for wave, objs in waves(sync):
-            self.log("wave %s: applying %d object(s)" % (wave, len(objs)))
+        for wave, objs in waves(sorted(list(sync) + list(sync_hooks), key=sort_key)):
+            wave_hooks = [obj for obj in objs if key(obj) in hook_keys]
+            objs = [obj for obj in objs if key(obj) not in hook_keys]
+            self.log("wave %s: applying %d object(s), %d Sync hook(s)" % (wave, len(objs), len(wave_hooks)))
             applied = []
             for obj in objs:
                 before = live[key(obj)]
@@ -384,6 +398,8 @@ class Deployer:
                 for obj, _changed in applied:
                     if obj["kind"] in PREDICATES:
                         self.wait_workload(obj, live[key(obj)], wave)
+            for obj in wave_hooks:
+                self.run_hook(obj, "Sync")
         self.result["timings"]["apply_and_rollout_s"] = round(time.monotonic() - started, 3)
 
     def interrupted(self, exc, sync):
@@ -507,24 +523,49 @@ class Deployer:
         except K8sApiError as exc:
             record["result"] = "failed"
             raise DeployFailed("%s hook %s: %s" % (phase, ref(obj), exc.message), self.result) from None
+        probe = self._job_pods_probe if obj["kind"] == "Job" else None
         try:
             if obj["kind"] in PREDICATES:
-                self.hook_waiter.wait(obj["kind"], lambda: self.client.get_obj(obj), "%s hook %s" % (phase, ref(obj)))
+                self.hook_waiter.wait(obj["kind"], lambda: self.client.get_obj(obj), "%s hook %s" % (phase, ref(obj)),
+                                      probe=probe)
         except (WaitFailed, WaitTimeout) as exc:
             record["result"] = "failed"
             record["duration_s"] = round(time.monotonic() - started, 3)
+            reason = str(exc)
+            if isinstance(exc, WaitFailed) and probe is not None and exc.last is not None and "pod " not in reason:
+                # The Job failed (backoff limit, deadline): say how its pods ended.
+                _fatal, note = probe(exc.last)
+                if note:
+                    reason += "; " + note
+            record["failure"] = reason
             if "HookFailed" in policies:
                 self.client.delete(obj)
             if phase == "PreSync":
-                raise DeployFailed("%s; the workloads were not changed" % exc, self.result) from None
+                raise DeployFailed("%s; the workloads were not changed" % reason, self.result) from None
+            if phase == "Sync" and not list(self._changed_deployments()):
+                raise DeployFailed("%s; no Deployment was changed and the later waves were not applied" % reason,
+                                   self.result) from None
             if phase == "SyncFail":
-                raise DeployFailed(str(exc), self.result) from None
-            self.fail_rollout(str(exc))
+                raise DeployFailed(reason, self.result) from None
+            self.fail_rollout(reason)
         record["result"] = "succeeded"
         record["duration_s"] = round(time.monotonic() - started, 3)
         if "HookSucceeded" in policies:
             self.client.delete(obj)
             record["deleted"] = True
+
+    def _job_pods_probe(self, job):
+        """(fatal, note) from the pods of this Job run (selected by its uid, not an earlier run's)."""
+        uid = (job.get("metadata") or {}).get("uid")
+        if not uid:
+            return None, None
+        try:
+            pods = self.client.list("v1", "Pod", namespace=job["metadata"].get("namespace"),
+                                    label_selector="batch.kubernetes.io/controller-uid=%s" % uid)
+        except K8sApiError:
+            return None, None
+        fatal, notes = pods_report(pods)
+        return "; ".join(fatal) or None, "; ".join(notes[:5]) or None
 
     def _wait_gone(self, obj, timeout=120):
         deadline = time.monotonic() + timeout

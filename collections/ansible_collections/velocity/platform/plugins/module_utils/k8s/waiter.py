@@ -6,6 +6,9 @@
 Unlike kubernetes.core's waiter, the Deployment predicate reads the Progressing
 condition and fails fast on ProgressDeadlineExceeded, and the Job predicate fails
 fast on a Failed (or FailureTarget) condition, instead of waiting for the timeout.
+A caller may also pass a ``probe`` (e.g. the hook Job's pods): a waiting reason that
+never clears by itself (FAIL_FAST_WAITING) ends the wait at once with the pod's message,
+and the last note it gave is part of a timeout's message.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +21,40 @@ from collections import namedtuple
 # done: the object reached its goal; failed: it never will (stop waiting); message: why.
 Status = namedtuple("Status", ["done", "failed", "message"])
 PENDING = "pending"
+
+# Container waiting reasons that do not clear without a change to the cluster or the manifests: a missing
+# ConfigMap/Secret (key), an image that cannot be pulled (wrong name, tag, digest or credentials).
+FAIL_FAST_WAITING = ("CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                     "ErrImageNeverPull")
+
+
+def pod_container_states(pod):
+    """[(container, state, reason, message)] of a pod's containers (init first) that wait or terminated badly."""
+    out = []
+    status = pod.get("status") or {}
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        state = cs.get("state") or {}
+        waiting, terminated = state.get("waiting"), state.get("terminated")
+        if waiting:
+            out.append((cs.get("name"), "waiting", waiting.get("reason") or "", waiting.get("message") or ""))
+        elif terminated and terminated.get("exitCode", 0) != 0:
+            out.append((cs.get("name"), "terminated", "%s, exit code %s" % (
+                terminated.get("reason") or "Error", terminated.get("exitCode")), terminated.get("message") or ""))
+    return out
+
+
+def pods_report(pods):
+    """(fatal, notes) for a Job's pods: fatal lists the containers waiting for a FAIL_FAST_WAITING reason."""
+    fatal, notes = [], []
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name")
+        for container, state, reason, message in pod_container_states(pod):
+            text = "pod %s container %s %s: %s%s" % (name, container, state, reason,
+                                                      (" (%s)" % message) if message else "")
+            notes.append(text)
+            if state == "waiting" and reason in FAIL_FAST_WAITING:
+                fatal.append(text)
+    return fatal, notes
 
 
 def condition(obj, ctype):
@@ -154,7 +191,9 @@ class Waiter:
         self.clock = clock
         self.sleep = sleep
 
-    def wait(self, kind, fetch, label):
+    def wait(self, kind, fetch, label, probe=None):
+        """``probe(obj)``, when given, returns (fatal, note): a fatal message ends the wait (WaitFailed), the
+        note (e.g. why the pods wait) is added to the progress message a timeout reports."""
         predicate = PREDICATES[kind]
         deadline = self.clock() + self.timeout
         last_message = "not found"
@@ -168,6 +207,12 @@ class Waiter:
                     raise WaitFailed("%s: %s" % (label, status.message), obj)
                 if status.done:
                     return obj
+                if probe is not None:
+                    fatal, note = probe(obj)
+                    if fatal:
+                        raise WaitFailed("%s: %s" % (label, fatal), obj)
+                    if note:
+                        last_message = "%s; %s" % (last_message, note)
             now = self.clock()
             if now >= deadline:
                 raise WaitTimeout("%s: not ready after %ss (%s)" % (label, self.timeout, last_message), obj)
@@ -178,5 +223,5 @@ class Waiter:
 class NoopWaiter(Waiter):
     """Check mode: nothing was changed, so nothing to wait for."""
 
-    def wait(self, kind, fetch, label):
+    def wait(self, kind, fetch, label, probe=None):
         return None

@@ -92,3 +92,52 @@ def test_waiter_pauses_grow_from_a_quarter_second_to_the_interval():
 
 def test_noop_waiter_never_polls():
     assert w.NoopWaiter().wait("Deployment", lambda: pytest.fail("polled"), "x") is None
+
+
+def pod(name, *states, init=()):
+    def statuses(items):
+        return [{"name": c, "restartCount": 0, "state": state} for c, state in items]
+    return {"metadata": {"name": name},
+            "status": {"initContainerStatuses": statuses(init), "containerStatuses": statuses(states)}}
+
+
+RUNNING_JOB = {"metadata": {"name": "migrate", "uid": "u1"}, "status": {"active": 1}}
+
+
+def test_pods_report_names_the_waiting_reason_and_message_and_only_lasting_reasons_are_fatal():
+    config = pod("m-1", ("migrate", {"waiting": {"reason": "CreateContainerConfigError",
+                                                 "message": 'configmap "velocity-app" not found'}}))
+    creating = pod("m-2", ("migrate", {"waiting": {"reason": "ContainerCreating"}}))
+    pull = pod("m-3", ("migrate", {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}),
+               init=[("init", {"terminated": {"exitCode": 0}})])
+    crashed = pod("m-4", ("migrate", {"terminated": {"exitCode": 3, "reason": "Error"}}))
+    fatal, notes = w.pods_report([config, creating, pull, crashed])
+    assert fatal == ['pod m-1 container migrate waiting: CreateContainerConfigError (configmap "velocity-app" not found)',
+                     "pod m-3 container migrate waiting: ImagePullBackOff (Back-off pulling image)"]
+    assert notes == [fatal[0], "pod m-2 container migrate waiting: ContainerCreating", fatal[1],
+                     "pod m-4 container migrate terminated: Error, exit code 3"]
+    assert w.pods_report([pod("ok", ("migrate", {"running": {}}))]) == ([], [])
+
+
+@pytest.mark.parametrize("reason", w.FAIL_FAST_WAITING)
+def test_waiter_fails_at_once_on_a_lasting_waiting_reason_from_the_probe(reason):
+    clock = FakeClock()
+    waiter = w.Waiter(timeout=600, interval=1, clock=clock, sleep=clock.sleep)
+    waiting = pod("m-1", ("migrate", {"waiting": {"reason": reason, "message": "why"}}))
+
+    def probe(job):
+        fatal, notes = w.pods_report([waiting])
+        return "; ".join(fatal) or None, "; ".join(notes) or None
+
+    with pytest.raises(w.WaitFailed, match="Job ns/migrate: pod m-1 container migrate waiting: %s \\(why\\)" % reason):
+        waiter.wait("Job", lambda: RUNNING_JOB, "Job ns/migrate", probe=probe)
+    assert clock.now == 0  # the first read decided
+
+
+def test_a_timeout_reports_the_probe_note():
+    clock = FakeClock()
+    waiter = w.Waiter(timeout=3, interval=1, clock=clock, sleep=clock.sleep)
+    with pytest.raises(w.WaitTimeout, match=r"not ready after 3s \(job running \(active 1, succeeded 0, failed 0\); "
+                                            r"pod m-2 container migrate waiting: ContainerCreating\)"):
+        waiter.wait("Job", lambda: RUNNING_JOB, "Job ns/migrate",
+                    probe=lambda job: (None, "pod m-2 container migrate waiting: ContainerCreating"))
