@@ -4,6 +4,11 @@ Runs the whole pipeline at -vvvv and then again: the second run must change
 nothing. The real secrets of the run (the env file the secrets stage wrote) are the
 canaries: none may appear in the Ansible output, the artifacts, the image's history
 and labels, or the Kubernetes objects and events other than the Secret itself.
+
+inventory/local runs the app on the local cluster's real node (kubelet + containerd):
+the pods pull the pushed digest, migrate, connect to PostgreSQL on the node IP and
+really serve. The last test sends requests through the Service's ClusterIP from this
+machine (kube-proxy) and reads each pod's /metrics.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import os
 import re
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 STATE = Path(os.environ.get("VELOCITY_STATE_DIR", "/tmp/velocity"))
 pytestmark = [pytest.mark.slow, pytest.mark.vault, pytest.mark.docker, pytest.mark.k8s, pytest.mark.postgres]
+# Every address these tests send to is on this machine (a ClusterIP kube-proxy translates here, a pod IP on the
+# node's bridge): never through an outbound proxy from the environment.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _run_site(*args: str) -> subprocess.CompletedProcess:
@@ -107,3 +118,60 @@ def test_no_secret_of_the_run_leaks_anywhere(pipeline_runs, k8s_cluster):
     # The Secret itself holds them (base64), as it must.
     secret = core.read_namespaced_secret("velocity-app-secrets", "velocity")
     assert set(secret.data) >= {"SECRET_KEY", "DATABASE_URL"}
+
+
+def _get(url: str, method: str = "GET") -> tuple[int, str]:
+    try:
+        with DIRECT.open(urllib.request.Request(url, method=method), timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def _head_count(metrics: str) -> float:
+    """Sum of http_requests_total over every label set with method="HEAD" (the kubelet's probes use GET)."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("http_requests_total{") and 'method="HEAD"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_the_service_answers_from_real_pods_and_metrics_count_every_worker(pipeline_runs, k8s_cluster):
+    first, _ = pipeline_runs
+    assert first.returncode == 0, first.stdout[-3000:]
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s_cluster.api_client())
+    service = core.read_namespaced_service("velocity-app", "velocity")
+    base = f"http://{service.spec.cluster_ip}:8000"
+    # make run's summary prints this URL, and it answers from this machine.
+    summary_url = re.search(r"^\s+service_url\s+(\S+)", first.stdout, re.M).group(1)
+    assert summary_url == base + "/healthz"
+
+    pods = [p for p in core.list_namespaced_pod("velocity", label_selector="app.kubernetes.io/name=velocity-app").items
+            if p.metadata.deletion_timestamp is None and p.status.phase == "Running"]
+    real_nodes = {n.metadata.name for n in core.list_node(label_selector="velocity.dev/node=real").items}
+    assert len(pods) == 2 and {p.spec.node_name for p in pods} <= real_nodes and real_nodes, \
+        [(p.metadata.name, p.spec.node_name) for p in pods]
+    assert all(all(cs.ready for cs in p.status.container_statuses) for p in pods)
+
+    deadline = time.monotonic() + 10  # kube-proxy programs a new endpoint about a second after it is ready
+    while _get(base + "/healthz")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _get(base + "/readyz")[0] == 200  # the real /readyz: the database is at the schema head
+
+    def counts() -> dict[str, float]:
+        return {p.status.pod_ip: _head_count(_get(f"http://{p.status.pod_ip}:8000/metrics")[1]) for p in pods}
+
+    before = counts()
+    sent = 60
+    # A new connection each time: kube-proxy spreads them over the pods, Gunicorn over its workers.
+    statuses = [_get(base + "/healthz", method="HEAD")[0] for _ in range(sent)]
+    assert statuses == [200] * sent
+    # Each pod's /metrics counts the requests of all its Gunicorn workers (PROMETHEUS_MULTIPROC_DIR): scraped
+    # several times (a different worker may answer each scrape) it never changes, and the pods add up to every
+    # request sent. Without the multiprocess directory each scrape sees one worker's counter.
+    scrapes = [counts() for _ in range(6)]
+    assert all(scrape == scrapes[0] for scrape in scrapes), scrapes
+    assert sum(scrapes[0].values()) - sum(before.values()) == sent, (before, scrapes[0])
