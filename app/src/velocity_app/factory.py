@@ -48,7 +48,6 @@ def create_app(
         SECRET_KEY=settings.secret_key,
         # Rotation without downtime: signatures made with an earlier key still verify.
         SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
-        JSON_SORT_KEYS=False,
         # Bodies over the limit are refused with 413 before they are read (see _refuse_large_bodies).
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )

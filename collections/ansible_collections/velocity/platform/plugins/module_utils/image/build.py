@@ -22,7 +22,7 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from ansible_collections.velocity.platform.plugins.module_utils.common.names import looks_secret
 from ansible_collections.velocity.platform.plugins.module_utils.common.paths import (
@@ -321,7 +321,3 @@ def build(client, request: BuildRequest, check_mode: bool = False) -> BuildResul
     except DockerException as exc:
         raise DockerModuleError(f"Docker Engine error while building {request.ref}: {exc}") from None
 
-
-def iter_context_files(context: str, dockerfile: str = "Dockerfile") -> Iterable[str]:
-    """Public helper for tests and operators: what the build will see."""
-    return context_files(context, dockerfile)

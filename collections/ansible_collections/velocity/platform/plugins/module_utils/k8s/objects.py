@@ -10,7 +10,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import hashlib
 import json
 
 from ansible_collections.velocity.platform.plugins.module_utils.common.names import name_problem, object_name_problem
@@ -294,11 +293,6 @@ def normalise(obj):
 
 def for_diff(obj):
     return mask(normalise(obj))
-
-
-def digest(value):
-    """sha256 of a JSON-serialisable value, keys sorted (stable across runs)."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def _field_name(tree_key):
