@@ -52,9 +52,15 @@ options:
     default: {}
   network_mode:
     description:
-      - V(host) (default) lets the container reach services on the controller's 127.0.0.1, such as the
-        local PostgreSQL; Gunicorn is then bound to C(127.0.0.1:<port>) only and the health check follows it.
-      - V(bridge) publishes the port on 127.0.0.1 of the engine host; the database must be reachable from the bridge network.
+      - The container runs on the Docker Engine's host, and the module probes it there from the controller, at the host
+        of a C(tcp://) engine address (O(docker_host), E(DOCKER_HOST) or the Docker context), or at C(127.0.0.1) for a
+        local unix socket or an C(ssh://) engine.
+      - V(host) (default) lets the container reach services on the engine host's 127.0.0.1, such as the
+        local PostgreSQL; Gunicorn is then bound to C(<engine host address>:<port>) only (C(127.0.0.1) for a
+        local engine) and the health check follows it. On a remote engine the port is chosen free on the controller,
+        so prefer V(bridge) there.
+      - V(bridge) publishes the port on the engine host's address only (Docker picks a free port there); the
+        database must be reachable from the bridge network.
     type: str
     choices: [host, bridge]
     default: host
@@ -221,14 +227,18 @@ def main() -> None:
     if module.check_mode:
         module.exit_json(changed=False, checks={}, logs_tail=[], container_name="",
                          msg="check mode: no container started")
+    try:
+        settings = EngineSettings.from_params(p)
+    except DockerModuleError as exc:
+        module.fail_json(msg=str(exc))
     request = SmokeRequest(
-        image=p["image"], env=env, network_mode=p["network_mode"], port=p["port"], migrate=p["migrate"],
+        engine_host=settings.probe_host, image=p["image"], env=env, network_mode=p["network_mode"], port=p["port"], migrate=p["migrate"],
         expect_ready=p["expect_ready"], timeout=p["timeout"], ready_timeout=p["ready_timeout"],
         health_interval=p["health_interval"], read_only=p["read_only"], tmpfs_size=p["tmpfs_size"],
         log_lines=p["log_lines"], allow_error_logs=p["allow_error_logs"],
     )
     try:
-        client = connect(EngineSettings.from_params(p))
+        client = connect(settings)
         result = run_smoke_test(client, request)
     except DockerModuleError as exc:
         module.fail_json(msg=str(exc), **exc.details)

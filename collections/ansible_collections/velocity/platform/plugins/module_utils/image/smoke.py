@@ -13,12 +13,15 @@ containers are removed in every case.
 The environment (from the secrets stage's env file) is handed to Docker and
 never echoed: every sensitive value is masked in messages and in log lines.
 
-Networking: the default ``network_mode=host`` lets the container reach
-services bound to the controller's 127.0.0.1 (the local PostgreSQL); Gunicorn
-is then bound to 127.0.0.1:<free port> so nothing is exposed beyond loopback,
-and the image's health check command is pointed at that port. With
-``network_mode=bridge`` the port is published on 127.0.0.1 only and the
-database must be reachable from the bridge network.
+Networking: the container runs on the engine's host, which the controller
+reaches at ``engine_host`` (engine.probe_host: the host of a tcp:// engine,
+127.0.0.1 for a unix socket or ssh). The default ``network_mode=host`` lets the
+container reach services bound to that host's loopback (the local PostgreSQL);
+Gunicorn is then bound to <engine host address>:<free port> (127.0.0.1 for a
+local engine, so nothing is exposed beyond loopback), and the image's health
+check command is pointed at that address and port. With ``network_mode=bridge``
+the port is published on the engine host's address only (Docker picks a free
+port there) and the database must be reachable from the bridge network.
 """
 
 from __future__ import annotations
@@ -97,6 +100,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def host_address(host: str) -> str:
+    """The IPv4 address the controller reaches the engine host at (127.0.0.1 for a local engine)."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return "127.0.0.1"
+    try:
+        return socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    except (OSError, IndexError):
+        raise DockerModuleError(
+            f"the Docker Engine's host '{host}' does not resolve to an IPv4 address on the controller, so the smoke "
+            "test cannot reach the container's port there: use an address in docker_host") from None
+
+
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
     """(status, body) of a GET; status 0 when nothing answered."""
     try:
@@ -124,6 +139,8 @@ class SmokeRequest:
     log_lines: int = 40
     allow_error_logs: bool = False
     name_prefix: str = "velocity-smoke"
+    # Where the controller reaches the engine's host (EngineSettings.probe_host).
+    engine_host: str = "127.0.0.1"
 
 
 @dataclass
@@ -140,6 +157,7 @@ class SmokeTest:
         self.req = request
         self.secrets = sensitive_values(request.env)
         self.name = f"{request.name_prefix}-{uuid.uuid4().hex[:10]}"
+        self.address = host_address(request.engine_host)
         self.port = request.port or (free_port() if request.network_mode == "host" else CONTAINER_PORT)
         self.checks: dict[str, Any] = {}
         self.logs_tail: list[str] = []
@@ -148,8 +166,8 @@ class SmokeTest:
     def _env(self) -> dict[str, str]:
         env = dict(self.req.env)
         if self.req.network_mode == "host":
-            # Loopback only: the smoke test must not expose the app on the host's interfaces.
-            env["GUNICORN_BIND"] = f"127.0.0.1:{self.port}"
+            # Loopback for a local engine: the smoke test must not expose the app on more interfaces than needed.
+            env["GUNICORN_BIND"] = f"{self.address}:{self.port}"
         return env
 
     def _healthcheck(self, image_attrs: dict[str, Any]) -> dict[str, Any]:
@@ -157,8 +175,9 @@ class SmokeTest:
         test = list(hc.get("Test") or [])
         if not test or test == ["NONE"]:
             raise SmokeTestFailed(f"image {self.req.image} defines no HEALTHCHECK; the smoke test waits for it")
-        if self.req.network_mode == "host" and self.port != CONTAINER_PORT:
-            test = [re.sub(rf":{CONTAINER_PORT}\b", f":{self.port}", part) for part in test]
+        if self.req.network_mode == "host":
+            test = [re.sub(rf"(?:127\.0\.0\.1|localhost)?:{CONTAINER_PORT}\b", f"{self.address}:{self.port}", part)
+                    for part in test]
         second = 1_000_000_000
         return {"test": test, "interval": self.req.health_interval * second, "timeout": 5 * second,
                 "retries": 3, "start_period": 2 * second}
@@ -180,7 +199,7 @@ class SmokeTest:
         if healthcheck:
             kwargs["healthcheck"] = healthcheck
         if self.req.network_mode != "host" and not command:
-            kwargs["ports"] = {f"{CONTAINER_PORT}/tcp": ("127.0.0.1", None)}
+            kwargs["ports"] = {f"{CONTAINER_PORT}/tcp": (self.address, None)}
         return self.client.containers.create(self.req.image, **kwargs)
 
     def _logs(self, container) -> list[str]:
@@ -243,12 +262,12 @@ class SmokeTest:
 
     def base_url(self, container) -> str:
         if self.req.network_mode == "host":
-            return f"http://127.0.0.1:{self.port}"
+            return f"http://{self.address}:{self.port}"
         container.reload()
         bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{CONTAINER_PORT}/tcp") or []
         if not bindings:
             raise self.fail("port 8000 was not published", container)
-        return f"http://127.0.0.1:{bindings[0]['HostPort']}"
+        return f"http://{self.address}:{bindings[0]['HostPort']}"
 
     def probe(self, container, url: str) -> None:
         status, body = http_get(f"{url}/healthz")
