@@ -311,6 +311,19 @@ class Bootstrap:
         return {"signing_key_file": str(key_file), "issuer": JWT_ISSUER, "audience": JWT_AUDIENCE,
                 "required_claims": {"project": "velocity"}}
 
+    def kubernetes_login_works(self, kubeconfig: str) -> bool:
+        import hvac
+        from vault_k8s import service_account_token  # scripts/, beside this file
+
+        jwt = service_account_token(kubeconfig, self.args.k8s_namespace, self.args.k8s_service_account, 600)
+        probe = hvac.Client(url=self.client.hvac.url, token="", verify=self.client.hvac.session.verify)
+        try:
+            probe.auth.kubernetes.login(ROLE, jwt)
+        except hvac.exceptions.VaultError:
+            return False
+        probe.auth.token.revoke_self()
+        return True
+
     def ensure_kubernetes(self, kubeconfig: str) -> dict:
         from vault_k8s import reviewer_setup  # scripts/, beside this file
 
@@ -334,6 +347,12 @@ class Bootstrap:
         }, compare={"bound_service_account_names": [self.args.k8s_service_account],
                     "bound_service_account_namespaces": [self.args.k8s_namespace],
                     "token_policies": [ROLE]}, what="kubernetes role %s" % ROLE)
+        # The reviewer token is write-only in Vault, so the comparison above cannot see that it died
+        # (its service account deleted with its namespace, or a cluster restarted with new keys):
+        # try a login as the app's service account, and give Vault the fresh reviewer token if it fails.
+        if not self.kubernetes_login_works(kubeconfig):
+            self.client.write("auth/kubernetes/config", config)
+            self.note("kubernetes auth config (reviewer token renewed)")
         return {"host": setup["host"], "namespace": self.args.k8s_namespace,
                 "service_account": self.args.k8s_service_account}
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import yaml
 
-from .run_module import run_module
+from tests.runner import run_module
 
 pytestmark = pytest.mark.slow
 

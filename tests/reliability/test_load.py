@@ -34,9 +34,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.fixtures.docker import ansible_env
-
-from .run_module import ROOT, run_module
+from tests.runner import ROOT, ansible_env, run_module
 
 pytestmark = [pytest.mark.load, pytest.mark.slow, pytest.mark.vault, pytest.mark.postgres, pytest.mark.docker]
 

@@ -16,8 +16,7 @@ import pytest
 import yaml
 
 from benchmarks.relay import Relay
-
-from .run_module import run_module
+from tests.runner import run_module
 
 pytestmark = pytest.mark.slow
 SIMULATE = "velocity.dev/simulate"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.velocity.platform.plugins.module_utils.image import sbom, smoke
-from tests.fixtures.docker import ROOT, ansible_env
+from tests.runner import ROOT, ansible_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 CANARY = "canary-7f3Kq9ZtXw2M"

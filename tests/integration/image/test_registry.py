@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import ssl
 import subprocess
 import sys
-import textwrap
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.runner import Playbook
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -34,23 +34,7 @@ pytestmark = [pytest.mark.docker]
 
 def run_play(tmp: Path, tasks: str, extra_vars: dict, verbosity: int = 0, check: bool = False
              ) -> subprocess.CompletedProcess:
-    play = tmp / f"play-{uuid.uuid4().hex[:6]}.yml"
-    play.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-                    + textwrap.indent(textwrap.dedent(tasks), "    "))
-    vars_file = tmp / f"vars-{uuid.uuid4().hex[:6]}.json"
-    vars_file.write_text(json.dumps(extra_vars))
-    vars_file.chmod(0o600)
-    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}",
-           "-e", f"ansible_python_interpreter={sys.executable}"]
-    if verbosity:
-        cmd.append("-" + "v" * verbosity)
-    if check:
-        cmd.append("--check")
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-    for key in ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_CACERT"):
-        env.pop(key, None)
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=600)
+    return Playbook(tmp).run(tasks, extra_vars, verbosity=verbosity, check=check)
 
 
 PUSH_TASKS = """\
