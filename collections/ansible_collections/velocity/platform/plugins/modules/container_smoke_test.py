@@ -54,7 +54,8 @@ options:
     description:
       - The container runs on the Docker Engine's host, and the module probes it there from the controller, at the host
         of a C(tcp://) engine address (O(docker_host), E(DOCKER_HOST) or the Docker context), or at C(127.0.0.1) for a
-        local unix socket or an C(ssh://) engine.
+        local unix socket or an C(ssh://) engine (for a remote C(ssh://) engine, forward the port to the controller or
+        use its C(tcp://) address).
       - V(host) (default) lets the container reach services on the engine host's 127.0.0.1, such as the
         local PostgreSQL; Gunicorn is then bound to C(<engine host address>:<port>) only (C(127.0.0.1) for a
         local engine) and the health check follows it. On a remote engine the port is chosen free on the controller,

@@ -123,7 +123,8 @@ class EngineSettings:
     @property
     def probe_host(self) -> str:
         """The address the controller reaches a container's port at: the host of a tcp:// engine, else
-        127.0.0.1 (a unix socket is local; over ssh the engine host is not reachable on its ports by name)."""
+        127.0.0.1 (a unix socket is local; an ssh:// engine keeps the earlier behaviour: its ports are taken to
+        be forwarded to the controller's loopback)."""
         return probe_host(self.docker_host)
 
     def describe(self) -> str:
@@ -133,7 +134,10 @@ class EngineSettings:
         """docker.tls.TLSConfig for this engine, or False; a missing file fails naming the option."""
         if not self.use_tls:
             return False
-        for field, value in (("ca_path", self.ca_path), ("client_cert", self.client_cert), ("client_key", self.client_key)):
+        # Without verification the CA is not read (as with `docker --tls`), so only a CA that is used must exist.
+        files = (("ca_path", self.ca_path if self.validate_certs else None), ("client_cert", self.client_cert),
+                 ("client_key", self.client_key))
+        for field, value in files:
             if value and not os.path.isfile(value):
                 raise DockerModuleError(
                     f"{field} '{value}' (from {self.tls_source}) does not exist: give the {field.replace('_', ' ')} file of the "
@@ -145,8 +149,8 @@ class EngineSettings:
         from docker.tls import TLSConfig
 
         client = (self.client_cert, self.client_key) if self.client_cert else None
-        verify: bool | str = bool(self.validate_certs)
-        return TLSConfig(client_cert=client, ca_cert=self.ca_path if self.validate_certs else None, verify=verify)
+        return TLSConfig(client_cert=client, ca_cert=self.ca_path if self.validate_certs else None,
+                         verify=bool(self.validate_certs))
 
 
 def probe_host(docker_host: str) -> str:
@@ -331,7 +335,8 @@ def _client_class():
     class EngineAPIClient(docker.APIClient):
         def merge_environment_settings(self, url, proxies, stream, verify, cert):
             settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            if verify is None:
+            # verify=True means "the system CAs": there the environment's bundle may stay.
+            if verify is None and self.verify is not True:
                 settings["verify"] = self.verify
             return settings
 

@@ -207,3 +207,11 @@ def test_the_engine_ca_wins_over_requests_ca_bundle(clean_env, tmp_path, monkeyp
     client = _client_class()(base_url=s.docker_host, tls=s.tls_config(), version="1.41")
     settings = client.api.merge_environment_settings("https://127.0.0.1:1/_ping", {}, False, None, None)
     assert settings["verify"] == (str(certs / "ca.pem") if validate else False)
+
+
+def test_tls_without_verification_needs_no_ca_file(clean_env, tmp_path):
+    certs = tls_dir(tmp_path / "certs", names=("cert.pem", "key.pem"))
+    s = resolve(DOCKER_HOST="tcp://h:2376", DOCKER_TLS_VERIFY="", DOCKER_CERT_PATH=str(certs))
+    assert s.tls and not s.validate_certs
+    config = s.tls_config()
+    assert config.verify is False and config.cert == (str(certs / "cert.pem"), str(certs / "key.pem"))
