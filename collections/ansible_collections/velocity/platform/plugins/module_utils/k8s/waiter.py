@@ -49,8 +49,8 @@ def pods_report(pods):
     for pod in pods:
         name = (pod.get("metadata") or {}).get("name")
         for container, state, reason, message in pod_container_states(pod):
-            text = "pod %s container %s %s: %s%s" % (name, container, state, reason,
-                                                      (" (%s)" % message) if message else "")
+            detail = (" (%s)" % message) if message else ""
+            text = "pod %s container %s %s: %s%s" % (name, container, state, reason, detail)
             notes.append(text)
             if state == "waiting" and reason in FAIL_FAST_WAITING:
                 fatal.append(text)
