@@ -294,6 +294,7 @@ def test_a_client_without_the_client_certificate_is_refused_clearly(tls_engine, 
                                                 "ca_path": str(tls_engine.certs["ca"])}, plain)
     assert rc != 0
     msg = result.get("msg", out)
+    print(msg)  # shown with -rA: the message an operator reads
     assert tls_engine.host in msg and "refused the client certificate" in msg and "client_cert" in msg, msg
 
 
@@ -303,6 +304,7 @@ def test_an_engine_certificate_from_an_unknown_ca_names_the_ca_to_check(tls_engi
     rc, result, out = run_module("image_sbom", {"image": "velocity/app:0.1.0", "dest": str(tmp_path / "x.json"), **opts}, plain)
     assert rc != 0
     msg = result.get("msg", out)
+    print(msg)  # shown with -rA: the message an operator reads
     assert tls_engine.host in msg and str(tls_engine.certs["other_ca"]) in msg and "CA" in msg, msg
 
 
@@ -312,4 +314,33 @@ def test_plain_http_to_the_tls_engine_says_to_turn_tls_on(tls_engine, tmp_path):
                                                 "docker_host": tls_engine.host}, plain)
     assert rc != 0
     msg = result.get("msg", out)
+    print(msg)  # shown with -rA: the message an operator reads
     assert tls_engine.host in msg and "TLS is off" in msg, msg
+
+
+def test_a_docker_context_made_by_the_cli_reaches_the_tls_engine(tls_engine, tmp_path):
+    """The context layout is the CLI's own: `docker context create` writes it, the modules read it."""
+    config = tmp_path / "docker-config"
+    certs = tls_engine.certs
+    subprocess.run(["docker", "--config", str(config), "context", "create", "tls-builder", "--docker",
+                    f"host={tls_engine.host},ca={certs['ca']},cert={certs['cert']},key={certs['key']}"],
+                   check=True, capture_output=True)
+    context_dir = tmp_path / "ctx"
+    context_dir.mkdir()
+    (context_dir / "Dockerfile").write_text("FROM scratch\nCOPY payload.txt /payload.txt\n")
+    (context_dir / "payload.txt").write_text("built through a context\n")
+    args = {"path": str(context_dir), "name": "velocity/context-probe", "tag": "t"}
+    plain = {k: v for k, v in ansible_env().items() if not k.startswith("DOCKER_")}
+
+    rc, result, out = run_module("image_build", args, {**plain, "DOCKER_CONFIG": str(config), "DOCKER_CONTEXT": "tls-builder"})
+    assert rc == 0, out
+    assert result["built"] is True
+    listed = subprocess.run(tls_engine.cli("images", "-q", "velocity/context-probe:t"), capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert len(listed) == 1
+
+    # `docker context use` makes it current in config.json: found without DOCKER_CONTEXT, and the image is current.
+    subprocess.run(["docker", "--config", str(config), "context", "use", "tls-builder"], check=True, capture_output=True)
+    rc, result, out = run_module("image_build", args, {**plain, "DOCKER_CONFIG": str(config)})
+    assert rc == 0, out
+    assert result["built"] is False and result["changed"] is False

@@ -58,10 +58,10 @@ def set_current(config, name):
 
 
 def resolve(params=None, **env):
+    """Resolve against the (cleaned) process environment plus `env`; os.environ itself is never changed."""
     import os
 
-    os.environ.update(env)
-    return EngineSettings.from_params(dict(params or {}))
+    return EngineSettings.from_params(dict(params or {}), environ={**os.environ, **env})
 
 
 def test_nothing_set_is_the_default_socket_without_tls(clean_env):
@@ -71,12 +71,13 @@ def test_nothing_set_is_the_default_socket_without_tls(clean_env):
 
 def test_docker_host_with_tls_verify_and_cert_path_is_read_as_docker_py_reads_it(clean_env, tmp_path):
     certs = tls_dir(tmp_path / "certs")
-    s = resolve(DOCKER_HOST="tcp://builder.example:2376", DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(certs))
+    env = {"DOCKER_HOST": "tcp://builder.example:2376", "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(certs)}
+    s = resolve(**env)
     assert s.docker_host == "tcp://builder.example:2376" and s.source == "DOCKER_HOST"
     assert s.validate_certs and s.ca_path == str(certs / "ca.pem")
     assert (s.client_cert, s.client_key) == (str(certs / "cert.pem"), str(certs / "key.pem"))
     # The same TLS material docker.utils.kwargs_from_env builds for docker.from_env().
-    reference = kwargs_from_env()["tls"]
+    reference = kwargs_from_env(environment=env)["tls"]
     ours = s.tls_config()
     assert (ours.cert, ours.ca_cert, ours.verify) == (reference.cert, reference.ca_cert, reference.verify)
 
