@@ -2,8 +2,9 @@
 
 The test starts its own dockerd on tcp://127.0.0.1:<free port> with client-certificate TLS (a CA, a
 server certificate for 127.0.0.1 and a client certificate, generated here), its own data/exec roots
-and pidfile under a temporary directory, and no bridge, iptables or ip6tables rules, so the machine's
-networking is untouched. It loads the base image into it, then drives image_build (once through
+and pidfile under a temporary directory, no iptables or ip6tables rules, no IP forwarding or masquerading
+change, and a bridge of its own (see own_bridge: ``--bridge=none`` is not used because dockerd then
+deletes the host's docker0, which the machine's engine needs). It loads the base image into it, then drives image_build (once through
 DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, once through module options), image_sbom and
 container_smoke_test through it against the real PostgreSQL. At the end dockerd and its containerd
 are stopped and nothing of them is left: no process, no mount, no directory.
@@ -11,6 +12,7 @@ are stopped and nothing of them is left: no process, no mount, no directory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -173,6 +175,34 @@ def _stop(proc: subprocess.Popen, root: Path) -> None:
         subprocess.run(["umount", "-l", mount], check=False)
 
 
+def link_index(name: str) -> int | None:
+    try:
+        return int(Path(f"/sys/class/net/{name}/ifindex").read_text())
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def own_bridge(port: int):
+    """A bridge interface for the test's dockerd alone, with a /29 of TEST-NET-2 (never routed), deleted after.
+
+    dockerd 20.10 with ``--bridge=none`` calls removeDefaultBridgeInterface(), which deletes ``docker0`` by name
+    from the host: the machine's own engine then fails every container on its default network. A bridge of its
+    own, without iptables, forwarding or masquerading, keeps both engines apart.
+    """
+    name = f"vtls{port}"
+    subnet = (port % 32) * 8
+    address = f"198.51.100.{subnet + 1}/29"
+    in_use = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+    assert f"198.51.100.{subnet + 1}/" not in in_use, f"{address} is already on an interface; run the test again"
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", address, "dev", name], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", name], check=False)
+
+
 @pytest.fixture(scope="module")
 def tls_engine(app_image):
     """A second dockerd, TLS client certificates required, on 127.0.0.1:<free port>; removed afterwards."""
@@ -182,13 +212,16 @@ def tls_engine(app_image):
     port = free_port()
     host = f"tcp://127.0.0.1:{port}"
     (root / "daemon.json").write_text("{}")
+    docker0 = link_index("docker0")
+    stack = contextlib.ExitStack()
+    bridge = stack.enter_context(own_bridge(port))
     log = open(root / "dockerd.log", "wb")
     proc = subprocess.Popen(
         ["dockerd", "--config-file", str(root / "daemon.json"), "-H", host,
          "--tlsverify", "--tlscacert", str(certs["server_ca"]), "--tlscert", str(certs["server_cert"]),
          "--tlskey", str(certs["server_key"]),
          "--data-root", str(root / "data"), "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
-         "--bridge=none", "--iptables=false", "--ip6tables=false"],
+         f"--bridge={bridge}", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     engine = TlsEngine(host=host, certs=certs, root=root)
@@ -202,12 +235,15 @@ def tls_engine(app_image):
     finally:
         _stop(proc, root)
         log.close()
+        stack.close()
         leftovers = processes_mentioning(str(root))
         mounts = mounts_under(root)
         shutil.rmtree(root, ignore_errors=True)
         assert not leftovers, f"processes of the test's dockerd survived: {leftovers}"
         assert not mounts, f"mounts of the test's dockerd survived: {mounts}"
         assert not root.exists(), f"{root} could not be removed"
+        assert link_index(bridge) is None, f"the test's bridge {bridge} is still there"
+        assert link_index("docker0") == docker0, "the machine's docker0 was deleted or replaced"
 
 
 def base_image_ref() -> str:
