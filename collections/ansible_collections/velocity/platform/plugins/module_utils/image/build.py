@@ -320,4 +320,3 @@ def build(client, request: BuildRequest, check_mode: bool = False) -> BuildResul
         )
     except DockerException as exc:
         raise DockerModuleError(f"Docker Engine error while building {request.ref}: {exc}") from None
-
