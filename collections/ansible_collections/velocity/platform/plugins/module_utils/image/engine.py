@@ -244,14 +244,14 @@ def resolve_engine(params: Mapping[str, Any], environ: Mapping[str, str]) -> Eng
     tls_source = ""
     if params.get("docker_host"):
         host, source = params["docker_host"], "option docker_host"
-        tls, tls_source = env_tls(environ), "DOCKER_CERT_PATH/DOCKER_TLS_VERIFY"
+        tls = env_tls(environ)
     elif params.get("docker_context"):
         name = params["docker_context"]
         source = tls_source = f"context '{name}'"
         host, tls = context_settings(name, "option docker_context", environ)
     elif environ.get("DOCKER_HOST"):
         host, source = environ["DOCKER_HOST"], "DOCKER_HOST"
-        tls, tls_source = env_tls(environ), "DOCKER_CERT_PATH/DOCKER_TLS_VERIFY"
+        tls = env_tls(environ)
     else:
         name = current_context_name(environ)
         if name != "default":
@@ -261,7 +261,9 @@ def resolve_engine(params: Mapping[str, Any], environ: Mapping[str, str]) -> Eng
         else:
             # The CLI's default context: the socket, and DOCKER_TLS_VERIFY/DOCKER_CERT_PATH still count.
             host, source = DEFAULT_DOCKER_HOST, "default"
-            tls, tls_source = env_tls(environ), "DOCKER_CERT_PATH/DOCKER_TLS_VERIFY"
+            tls = env_tls(environ)
+    if tls and not tls_source:
+        tls_source = "DOCKER_CERT_PATH/DOCKER_TLS_VERIFY"
     given = {key: params[key] for key in TLS_OPTIONS if params.get(key) is not None}
     if given:
         tls = dict(tls, **given)
@@ -284,21 +286,23 @@ def docker_module(argument_spec: dict[str, Any], **kwargs: Any):
     return module
 
 
-def _chain(exc: BaseException) -> str:
-    """The text of an exception and its causes (requests wraps the ssl error two levels down)."""
+def _chain(exc: BaseException) -> list[str]:
+    """The texts of an exception and its causes, outermost first (requests wraps the ssl error deep down)."""
     seen, parts = set(), []
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         parts.append(f"{type(exc).__name__}: {exc}")
         exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
-    return " <- ".join(parts)
+    return parts
 
 
 def connection_error(settings: EngineSettings, exc: BaseException) -> DockerModuleError:
     """A message naming the address, where it came from and what to check."""
-    text = _chain(exc)
+    chain = _chain(exc)
+    lowered = " ".join(chain).lower()
+    # The innermost cause says it best ("[SSL: CERTIFICATE_VERIFY_FAILED] ..."); the wrappers repeat it.
+    text = chain[-1] if chain else str(exc)
     where = settings.describe()
-    lowered = text.lower()
     if not settings.use_tls and ("http request to an https server" in lowered or "400 client error" in lowered):
         return DockerModuleError(
             f"the Docker Engine at {where} speaks TLS but TLS is off: set tls/validate_certs with ca_path, client_cert "

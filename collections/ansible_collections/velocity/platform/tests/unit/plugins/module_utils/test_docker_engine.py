@@ -216,3 +216,19 @@ def test_tls_without_verification_needs_no_ca_file(clean_env, tmp_path):
     assert s.tls and not s.validate_certs
     config = s.tls_config()
     assert config.verify is False and config.cert == (str(certs / "cert.pem"), str(certs / "key.pem"))
+
+
+def test_an_engine_that_does_not_answer_is_named_with_its_source_and_what_to_do(clean_env):
+    import socket
+
+    from ansible_collections.velocity.platform.plugins.module_utils.image.engine import connect
+
+    with socket.socket() as sock:  # a loopback port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = resolve(DOCKER_HOST=f"tcp://127.0.0.1:{port}")
+    with pytest.raises(DockerModuleError) as exc:
+        connect(s)
+    message = str(exc.value)
+    assert f"cannot reach the Docker Engine at tcp://127.0.0.1:{port} (from DOCKER_HOST)" in message
+    assert "docker_host / docker_context, DOCKER_HOST or DOCKER_CONTEXT" in message
