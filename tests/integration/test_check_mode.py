@@ -1,0 +1,83 @@
+"""Check mode tells the truth about the whole pipeline.
+
+After a clean run, `site.yml --check --diff` reports changed=0 on every stage and shows no
+diff, from a shell and as AWX's "Check" job type runs it (ansible-runner, `--check`). After
+a real change (here: the app's configuration), check mode predicts exactly the objects and
+files the real run then changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = [pytest.mark.slow, pytest.mark.vault, pytest.mark.docker, pytest.mark.k8s, pytest.mark.postgres]
+# A configuration change: the ConfigMap and, through its checksum, the Deployment's pod template.
+CONFIG_CHANGE = {"deploy_config": {"LOG_LEVEL": "warning", "GUNICORN_TIMEOUT": "30"}}
+
+
+def site(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run([str(BIN / "ansible-playbook"), "playbooks/site.yml", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def changed(out: str) -> int:
+    return sum(int(n) for n in re.findall(r"^localhost\s+:.*\bchanged=(\d+)", out, re.M))
+
+
+def diffed(out: str) -> set[str]:
+    """What a --diff run showed as changing: Kubernetes objects and files, by name."""
+    return set(re.findall(r"^--- before: (.+)$", out, re.M))
+
+
+@pytest.fixture(scope="module")
+def clean_run(vault, postgres, docker_engine, k8s_cluster):
+    run = site()
+    assert run.returncode == 0, run.stdout[-4000:]
+    return run
+
+
+def test_check_after_a_clean_run_changes_nothing_and_shows_no_diff(clean_run):
+    check = site("--check", "--diff")
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert changed(check.stdout) == 0, check.stdout[-6000:]
+    assert diffed(check.stdout) == set(), check.stdout[-6000:]
+
+
+def test_check_as_awx_runs_it_changes_nothing(clean_run, tmp_path):
+    import ansible_runner
+
+    # The project is this git checkout, as AWX's project sync leaves one (the revision is part of the release).
+    pdd = tmp_path / "job"
+    shutil.copytree(ROOT / "inventory" / "local", pdd / "inventory")
+    result = ansible_runner.run(private_data_dir=str(pdd), project_dir=str(ROOT), playbook="playbooks/site.yml",
+                                cmdline="--check", quiet=True, envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    stdout = "".join(e.get("stdout", "") for e in result.events)
+    assert result.status == "successful" and result.rc == 0, stdout[-4000:]
+    assert sum(result.stats.get("changed", {}).values()) == 0, stdout[-6000:]
+
+
+def test_check_predicts_exactly_what_the_real_run_changes(clean_run):
+    change = ["-e", json.dumps(CONFIG_CHANGE)]
+    predicted = site("--check", "--diff", *change)
+    try:
+        assert predicted.returncode == 0, predicted.stdout[-4000:]
+        real = site("--diff", *change)
+        assert real.returncode == 0, real.stdout[-4000:]
+        objects = {name for name in diffed(real.stdout) if not name.startswith("/")}
+        assert {"ConfigMap velocity/velocity-app", "Deployment velocity/velocity-app"} <= objects
+        assert diffed(predicted.stdout) == diffed(real.stdout)
+        assert changed(predicted.stdout) == changed(real.stdout) > 0
+    finally:
+        restored = site()
+        assert restored.returncode == 0, restored.stdout[-4000:]
