@@ -40,3 +40,20 @@ wait_for() {
 }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pidfile PIDFILE [WHAT] [SECONDS]: TERM the process a pid file names, KILL it if it is
+# still there after SECONDS (default 5), remove the pid file. Says what it did.
+stop_pidfile() {
+  local pidfile=$1 what=${2:-} limit=${3:-5} pid
+  if ! pid_alive "$pidfile"; then
+    rm -f "$pidfile"
+    say "not running${what:+ ($what)}"
+    return 0
+  fi
+  pid=$(cat "$pidfile")
+  kill "$pid"
+  for _ in $(seq 1 $((limit * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  rm -f "$pidfile"
+  say "stopped${what:+ ($what)}"
+}

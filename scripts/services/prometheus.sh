@@ -106,16 +106,7 @@ start() {
   fi
 }
 
-stop() {
-  pid_alive "$PIDFILE" || { rm -f "$PIDFILE"; say "not running"; return 0; }
-  local pid
-  pid=$(cat "$PIDFILE")
-  kill "$pid"
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  rm -f "$PIDFILE"
-  say "stopped"
-}
+stop() { stop_pidfile "$PIDFILE" "" 10; }
 
 case "${1:-}" in
   start) start ;;

@@ -199,18 +199,7 @@ start() {
   fi
 }
 
-stop() {
-  if pid_alive "$PIDFILE"; then
-    local pid; pid=$(cat "$PIDFILE")
-    kill "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-    say "stopped ($MODE)"
-  else
-    say "not running ($MODE)"
-  fi
-  rm -f "$PIDFILE"
-}
+stop() { stop_pidfile "$PIDFILE" "$MODE"; }
 
 case "$CMD" in
   start) start ;;

@@ -14,13 +14,6 @@ pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 
 @pytest.fixture
-def client(k8s_cluster):
-    c = K8sClient.from_params({"kubeconfig": k8s_cluster.kubeconfig})
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def namespace(client):
     name = "it-deploy-" + uuid.uuid4().hex[:8]
     client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})

@@ -15,13 +15,6 @@ pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 
 @pytest.fixture
-def client(k8s_cluster):
-    c = K8sClient.from_params({"kubeconfig": k8s_cluster.kubeconfig})
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def tag():
     return uuid.uuid4().hex[:8]
 

@@ -21,7 +21,6 @@ import uuid
 import pytest
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.apply import Deployer, DeployFailed, prepare
-from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sClient
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -31,13 +30,6 @@ ON_REAL_NODE = {
     "nodeSelector": {"velocity.dev/node": "real"},
     "tolerations": [{"key": "velocity.dev/real-node", "operator": "Equal", "value": "true", "effect": "NoSchedule"}],
 }
-
-
-@pytest.fixture
-def client(k8s_cluster):
-    c = K8sClient.from_params({"kubeconfig": k8s_cluster.kubeconfig})
-    yield c
-    c.close()
 
 
 @pytest.fixture
