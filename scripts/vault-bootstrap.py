@@ -41,6 +41,10 @@ ROLE = "velocity-app"
 OWNER = "velocity_owner"
 JWT_ISSUER = "https://velocity.local/ci"
 SECRET_ID_TTL = 30 * 24 * 3600
+# A dynamic database lease is revoked when the token that read it expires, whatever the lease's own
+# TTL: a login token must live as long as the database role's default TTL (1 h), or the app's
+# credentials die with the deploy job's token (they did after 20 minutes).
+TOKEN_TTL = 3600
 JWT_AUDIENCE = "velocity"
 
 APP_POLICY = """\
@@ -255,7 +259,7 @@ class Bootstrap:
         self.ensure_auth("approle", "approle")
         self.ensure_config("auth/approle/role/%s" % ROLE, {
             "token_policies": [ROLE],
-            "token_ttl": 1200,
+            "token_ttl": TOKEN_TTL,
             "token_max_ttl": 3600,
             # A secret_id lives 30 days at most: rotate it (scripts/rotate-approle-secret-id) before then.
             "secret_id_ttl": SECRET_ID_TTL,
@@ -306,7 +310,7 @@ class Bootstrap:
             "bound_audiences": [JWT_AUDIENCE],
             "bound_claims": {"project": "velocity"},
             "token_policies": [ROLE],
-            "token_ttl": 1200,
+            "token_ttl": TOKEN_TTL,
         }, what="jwt role %s" % ROLE)
         return {"signing_key_file": str(key_file), "issuer": JWT_ISSUER, "audience": JWT_AUDIENCE,
                 "required_claims": {"project": "velocity"}}
@@ -343,7 +347,7 @@ class Bootstrap:
             "bound_service_account_names": [self.args.k8s_service_account],
             "bound_service_account_namespaces": [self.args.k8s_namespace],
             "token_policies": [ROLE],
-            "token_ttl": 1200,
+            "token_ttl": TOKEN_TTL,
         }, compare={"bound_service_account_names": [self.args.k8s_service_account],
                     "bound_service_account_namespaces": [self.args.k8s_namespace],
                     "token_policies": [ROLE]}, what="kubernetes role %s" % ROLE)
