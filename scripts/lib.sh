@@ -39,7 +39,9 @@ wait_for() {
   say "$what ready after $((SECONDS - start))s"
 }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+pid_alive() { [ -f "$1" ] && pid_running "$(cat "$1")"; }
+# A process that has exited but was not reaped (a zombie: this machine's PID 1 may not reap) is not running.
+pid_running() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 
 # stop_pidfile PIDFILE [WHAT] [SECONDS]: TERM the process a pid file names, KILL it if it is
 # still there after SECONDS (default 5), remove the pid file. Says what it did.
@@ -52,8 +54,8 @@ stop_pidfile() {
   fi
   pid=$(cat "$pidfile")
   kill "$pid"
-  for _ in $(seq 1 $((limit * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  for _ in $(seq 1 $((limit * 10))); do pid_running "$pid" || break; sleep 0.1; done
+  pid_running "$pid" && kill -9 "$pid"
   rm -f "$pidfile"
   say "stopped${what:+ ($what)}"
 }

@@ -20,7 +20,8 @@ case "${1:-}" in
     wait_for "Docker Engine" 60 answers || { tail -20 "$DIR/dockerd.log" >&2; die "dockerd did not answer within 60s"; }
     ;;
   stop)
-    if pid_alive "$DIR/dockerd.pid"; then kill "$(cat "$DIR/dockerd.pid")"; rm -f "$DIR/dockerd.pid"; say "stopped dockerd"; else say "no dockerd started by this script"; fi
+    # dockerd stops its containers and its containerd first: wait for it (up to 30 s) before saying so.
+    if pid_alive "$DIR/dockerd.pid"; then stop_pidfile "$DIR/dockerd.pid" dockerd 30; else say "no dockerd started by this script"; fi
     ;;
   status) answers ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
