@@ -41,7 +41,8 @@ wait_for() {
 
 pid_alive() { [ -f "$1" ] && pid_running "$(cat "$1")"; }
 # A process that has exited but was not reaped (a zombie: this machine's PID 1 may not reap) is not running.
-pid_running() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+# (The state follows the last ')' of /proc/PID/stat: the command name before it may hold spaces.)
+pid_running() { kill -0 "$1" 2>/dev/null && [ "$(sed -E 's/.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 
 # stop_pidfile PIDFILE [WHAT] [SECONDS]: TERM the process a pid file names, KILL it if it is
 # still there after SECONDS (default 5), remove the pid file. Says what it did.
