@@ -8,12 +8,12 @@ the official kubernetes Python client; kwok plays the kubelet.
 from __future__ import annotations
 
 import copy
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+from tests.fixtures.k8s import wait_until
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client  # noqa: E402
@@ -23,19 +23,7 @@ pytestmark = pytest.mark.k8s
 
 REVISION = "deployment.kubernetes.io/revision"
 SIMULATE = "velocity.dev/simulate"
-TIMEOUT = 90
 
-
-def wait_until(what: str, probe: Callable[[], Any], timeout: float = TIMEOUT, interval: float = 0.5) -> Any:
-    """Poll probe() until it returns a truthy value; fail with the last observation."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last observed: {last!r}")
 
 
 @pytest.fixture

@@ -41,6 +41,8 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.k8s import wait_until
+
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
@@ -63,18 +65,7 @@ ON_REAL_NODE = {
     "nodeSelector": {"velocity.dev/node": "real"},
     "tolerations": [{"key": "velocity.dev/real-node", "operator": "Equal", "value": "true", "effect": "NoSchedule"}],
 }
-TIMEOUT = 90
 
-
-def wait_until(what: str, probe: Callable[[], Any], timeout: float = TIMEOUT, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last observed: {last!r}")
 
 
 def run(*cmd: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
