@@ -126,3 +126,23 @@ def test_ci_check_accepts_bandits_sarif_and_refuses_other_json(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "ci-check"), "sarif", str(other)],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "not SARIF 2.1.0" in bad.stderr
+
+
+def test_build_cache_keys_cover_every_pinned_go_module():
+    """A job that caches the Go builds (.cache/velocity with ~/go/pkg/mod) must key on every go.sum and
+    go.mod under hack/: a bumped kubelet, containerd, kwok or Jaeger pin must not reuse an old build."""
+    import glob
+
+    flow = yaml.safe_load(WORKFLOW.read_text())
+    pinned = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("hack/**/go.*") if p.name in {"go.sum", "go.mod"})
+    assert pinned, "no go.sum under hack/"
+    checked = 0
+    for name, job in flow["jobs"].items():
+        for step in job["steps"]:
+            if not str(step.get("uses", "")).startswith("actions/cache@") or "go/pkg/mod" not in str(step["with"]["path"]):
+                continue
+            patterns = re.findall(r"'([^']+)'", step["with"]["key"])
+            covered = {f for pat in patterns for f in glob.glob(pat, root_dir=ROOT, recursive=True)}
+            assert set(pinned) <= covered, f"{name}: cache key misses {sorted(set(pinned) - covered)}"
+            checked += 1
+    assert checked >= 2, "no Go build cache step found"
