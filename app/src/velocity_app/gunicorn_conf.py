@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -21,6 +22,12 @@ workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# Seconds Gunicorn keeps accepting after SIGTERM before it closes its listener and drains its workers. In
+# Kubernetes the kubelet sends SIGTERM while kube-proxy still routes new connections to the pod for a moment
+# (the endpoint removal reaches every node asynchronously): closing at once refuses them. Default 5 s in a pod
+# (KUBERNETES_SERVICE_HOST is set in every container), 0 elsewhere; 5 + graceful_timeout stays under the pod's
+# terminationGracePeriodSeconds (30). Measured by benchmarks/zero_downtime.py.
+shutdown_delay = float(os.environ.get("GUNICORN_SHUTDOWN_DELAY", "5" if os.environ.get("KUBERNETES_SERVICE_HOST") else "0"))
 keepalive = 5
 # /tmp is the one writable place in a read-only container (an emptyDir or tmpfs).
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", tempfile.gettempdir())
@@ -87,6 +94,20 @@ def on_starting(server: Any) -> None:
         for name in os.listdir(multiproc):
             os.unlink(os.path.join(multiproc, name))
     server.log.info("starting velocity-app at %s with %s workers", bind, workers)
+
+
+def when_ready(server: Any) -> None:
+    """Delay the arbiter's SIGTERM handling by shutdown_delay seconds (the workers keep serving meanwhile)."""
+    if shutdown_delay <= 0:
+        return
+    stop = server.handle_term
+
+    def handle_term() -> None:
+        server.log.info("SIGTERM: serving %.1f s more while the endpoint is withdrawn, then stopping", shutdown_delay)
+        time.sleep(shutdown_delay)
+        stop()
+
+    server.handle_term = handle_term
 
 
 def child_exit(server: Any, worker: Any) -> None:

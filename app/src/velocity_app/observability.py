@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 import uuid
 from typing import Any
@@ -17,6 +18,9 @@ from velocity_app.config import Settings
 from velocity_app.logs import emit_request_event
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Which instance answered (a pod's hostname is its name, so its ReplicaSet and revision): zero-downtime checks.
+SERVED_BY_HEADER = "X-Served-By"
+_SERVED_BY = socket.gethostname()
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Latency buckets in seconds, tuned for an API that should answer in milliseconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -85,6 +89,7 @@ def instrument(app: Flask, settings: Settings, metrics: Metrics, tracer_provider
         metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
         metrics.latency.labels(endpoint, request.method).observe(elapsed)
         response.headers[REQUEST_ID_HEADER] = g.request_id
+        response.headers[SERVED_BY_HEADER] = _SERVED_BY
         if settings.log_requests:
             emit_request_event(
                 status=response.status_code,
