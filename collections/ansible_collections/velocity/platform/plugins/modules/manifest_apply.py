@@ -242,7 +242,7 @@ not_applied:
   sample: [Deployment default/velocity-app, Service default/velocity-app]
 in_flight:
   description: The object whose apply request was under way when the deploy was interrupted (its state is unknown
-    when the connection failed), or V(null).
+    when the connection failed), comma-separated when several of one sync wave were sent at once, or V(null).
   returned: when the deploy was interrupted after validation
   type: str
 created:

@@ -30,9 +30,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sApiError
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import PARALLEL_REQUESTS, K8sApiError
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.objects import (
     delete_policies,
     for_diff,
@@ -128,6 +130,42 @@ def argocd_owner(live):
     return None
 
 
+_NOT_STARTED = object()
+
+
+def concurrently(func, items, workers=PARALLEL_REQUESTS, stop_on_error=False):
+    """[(result, error)] of func(item) for each item, in the order of ``items``.
+
+    Up to ``workers`` calls at once (the API client's connection pool holds as many
+    connections). A K8sApiError is caught per item, any other exception propagates. With
+    ``stop_on_error``, an item not yet started when a call has failed is not started:
+    its result is ``_NOT_STARTED``. One item, or one worker, runs in the caller's thread.
+    """
+    items = list(items)
+    failed = threading.Event()
+
+    def one(item):
+        if stop_on_error and failed.is_set():
+            return _NOT_STARTED, None
+        try:
+            return func(item), None
+        except K8sApiError as exc:
+            failed.set()
+            return None, exc
+
+    if len(items) <= 1 or workers <= 1:
+        return [one(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(one, items))
+
+
+def first_error(outcomes):
+    """Raise the first K8sApiError of ``concurrently``'s outcomes, in input order."""
+    for _result, error in outcomes:
+        if error is not None:
+            raise error
+
+
 def pod_problems(client, namespace, selector, limit=5):
     """Short reasons why the pods behind `selector` are not ready (for failure messages)."""
     if not selector:
@@ -193,7 +231,13 @@ class Deployer:
 
         foundation = self.foundation(sync)
         deferred = self.deferred(sync + hooks, foundation)
-        live = dict((key(obj), None if key(obj) in deferred else self.client.get_obj(obj)) for obj in sync)
+        # Reads, dry runs and the applies of one wave go out concurrently (PARALLEL_REQUESTS at a time).
+        readable = [obj for obj in sync if key(obj) not in deferred]
+        self._resolve(readable)
+        outcomes = concurrently(self.client.get_obj, readable)
+        first_error(outcomes)
+        live = dict((key(obj), None) for obj in sync)
+        live.update((key(obj), found) for obj, (found, _error) in zip(readable, outcomes))
         self.refuse_argocd_managed(sync, live)
         self._deploy_index = dict((ref(obj), (obj, live[key(obj)])) for obj in sync if obj["kind"] == "Deployment")
         predicted = self.validate(sync, hooks, live, deferred)
@@ -244,6 +288,11 @@ class Deployer:
             raise
         self.result["timings"]["total_s"] = round(time.monotonic() - started, 3)
         return self.result
+
+    def _resolve(self, objs):
+        """Look each kind up in discovery once, here, so that concurrent calls only read the cache."""
+        for api_kind in sorted(set((obj["apiVersion"], obj["kind"]) for obj in objs)):
+            self.client.resource(*api_kind)
 
     # -- sets that create what they use ---------------------------------------------------------------
 
@@ -332,15 +381,18 @@ class Deployer:
         deferred = deferred or {}
         errors = []
         predicted = []
+        checked = [obj for obj in sync if key(obj) not in deferred]
+        self._resolve(checked)
+        dry_runs = dict(zip([key(obj) for obj in checked], concurrently(
+            lambda obj: self.client.apply(obj, dry_run=True, force=self.force), checked)))
         for obj in sync:
             if key(obj) in deferred:
                 predicted.append({"key": key(obj), "ref": ref(obj), "obj": obj, "dry_run": obj, "action": "create",
                                   "deferred": deferred[key(obj)]})
                 continue
-            try:
-                dry = self.client.apply(obj, dry_run=True, force=self.force)
-            except K8sApiError as exc:
-                errors.append(exc)
+            dry, error = dry_runs[key(obj)]
+            if error is not None:
+                errors.append(error)
                 continue
             before = live[key(obj)]
             if before is None:
@@ -378,14 +430,24 @@ class Deployer:
             wave_hooks = [obj for obj in objs if key(obj) in hook_keys]
             objs = [obj for obj in objs if key(obj) not in hook_keys]
             self.log("wave %s: applying %d object(s), %d Sync hook(s)" % (wave, len(objs), len(wave_hooks)))
+            # The objects of one wave do not wait for each other: applied concurrently. Once one fails, no
+            # other is started; those under way finish and are reported applied (or failed) like the rest.
+            to_send = [obj for obj in objs if key(obj) not in self._pre_applied]
+            self._resolve(to_send)
+            outcomes = dict(zip([key(obj) for obj in to_send], concurrently(
+                lambda obj: self.client.apply(obj, force=self.force), to_send, stop_on_error=True)))
             applied = []
+            errors = []
             for obj in objs:
                 before = live[key(obj)]
-                after = self._pre_applied.get(key(obj))
+                after, error = self._pre_applied.get(key(obj)), None
                 if after is None:
-                    self.in_flight = ref(obj)
-                    after = self.client.apply(obj, force=self.force)  # a failure here is reported by run()
-                    self.in_flight = None
+                    after, error = outcomes[key(obj)]
+                if error is not None:
+                    errors.append((obj, error))
+                    continue
+                if after is _NOT_STARTED:
+                    continue
                 # Content, not resourceVersion: the API server also bumps it for field-ownership bookkeeping
                 # alone (a Namespace created by an apply that owned no field gets "before-first-apply").
                 changed = before is None or normalise(after) != normalise(before)
@@ -394,6 +456,10 @@ class Deployer:
                 self.result["objects"].append(self._summary(entry))
                 self.result["changed"] = self.result["changed"] or changed
                 applied.append((obj, changed))
+            if errors:
+                # Reported by run(): the objects whose request failed may or may not have changed.
+                self.in_flight = ", ".join(ref(obj) for obj, _error in errors)
+                raise errors[0][1]
             if self.wait:
                 for obj, _changed in applied:
                     if obj["kind"] in PREDICATES:
@@ -418,8 +484,9 @@ class Deployer:
         else:
             lines.append("No object was applied.")
         if self.in_flight and exc.unreachable:
-            lines.append("%s was being applied when the connection failed: it may or may not have changed."
-                         % self.in_flight)
+            several = ", " in self.in_flight
+            lines.append("%s %s being applied when the connection failed: %s may or may not have changed."
+                         % (self.in_flight, "were" if several else "was", "they" if several else "it"))
         if self.result["not_applied"]:
             not_applied = self.result["not_applied"]
             lines.append("Not applied (%d): %s." % (len(not_applied), ", ".join(not_applied)))

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import re
 import sys
 
@@ -50,6 +51,8 @@ finally:
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.objects import ref
 
 FIELD_MANAGER = "velocity"
+# Requests one task sends at once (reads, dry runs and the applies of one sync wave; see k8s/apply.py).
+PARALLEL_REQUESTS = 8
 CONNECTION_OPTIONS = dict(
     kubeconfig=dict(type="path"),
     context=dict(type="str"),
@@ -58,6 +61,38 @@ CONNECTION_OPTIONS = dict(
     validate_certs=dict(type="bool", aliases=["verify_ssl"]),
     ca_cert=dict(type="path", aliases=["ssl_ca_cert"]),
 )
+# The environment variables kubernetes.core reads, per connection option (an AWX "Kubernetes bearer token"
+# credential injects K8S_AUTH_HOST, K8S_AUTH_API_KEY, K8S_AUTH_SSL_CA_CERT, K8S_AUTH_VERIFY_SSL).
+# A module option that is set wins over its variable.
+CONNECTION_ENV = dict(
+    kubeconfig="K8S_AUTH_KUBECONFIG",
+    context="K8S_AUTH_CONTEXT",
+    host="K8S_AUTH_HOST",
+    api_key="K8S_AUTH_API_KEY",
+    validate_certs="K8S_AUTH_VERIFY_SSL",
+    ca_cert="K8S_AUTH_SSL_CA_CERT",
+)
+
+
+def connection_options(params, environ=None):
+    """The connection options of a task: each option as the task set it, else its K8S_AUTH_* variable."""
+    from ansible.module_utils.parsing.convert_bool import boolean
+
+    environ = os.environ if environ is None else environ
+    options = {}
+    for option, variable in CONNECTION_ENV.items():
+        value = params.get(option)
+        if value is None and environ.get(variable, "") != "":
+            value = environ[variable]
+            if option == "validate_certs":
+                try:
+                    value = boolean(value, strict=True)
+                except TypeError:
+                    raise ConnectionError_("%s=%r is not a boolean: set it to true or false" % (variable, value)) from None
+            elif option in ("kubeconfig", "ca_cert"):
+                value = os.path.expanduser(value)
+        options[option] = value
+    return options
 
 
 def k8s_module(argument_spec, **kwargs):
@@ -173,6 +208,8 @@ def build_api_client(kubeconfig=None, context=None, host=None, api_key=None, val
                                        "or the KUBECONFIG environment variable" % exc) from None
         if api_key:
             configuration.api_key = {"authorization": "Bearer " + api_key}
+    # Room for the concurrent requests of manifest_apply (k8s/apply.py), each on its own kept-alive connection.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, PARALLEL_REQUESTS)
     if validate_certs is not None:
         configuration.verify_ssl = validate_certs
     if ca_cert:
@@ -203,9 +240,8 @@ class K8sClient:
 
     @classmethod
     def from_params(cls, params, field_manager=FIELD_MANAGER):
-        options = dict((k, params.get(k)) for k in CONNECTION_OPTIONS)
         try:
-            return cls(build_api_client(**options), field_manager=field_manager)
+            return cls(build_api_client(**connection_options(params)), field_manager=field_manager)
         except ConnectionError_ as exc:
             raise K8sApiError(str(exc)) from None
 
