@@ -255,6 +255,41 @@ class Cluster:
                 raise
 
 
+class Watch:
+    """Polls the Deployment in its own thread while a playbook runs: when it has settled on ReplicaSet hash
+    `target` (after first leaving it, with leave_first: a new template was applied). `when` is the monotonic time."""
+
+    def __init__(self, namespace: str, target: str, leave_first: bool) -> None:
+        self.cluster = Cluster(namespace)
+        self.target, self.leave_first = target, leave_first
+        self.left: float | None = None
+        self.when: float | None = None
+        self.error = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                if self.left is None and (not self.leave_first or self.cluster.current()[1] != self.target):
+                    self.left = now
+                if self.left is not None and self.cluster.settled_on(self.target):
+                    self.when = now
+                    return
+            except Exception as exc:  # a transient API error: poll again
+                self.error = repr(exc)
+            self._stop.wait(0.5)
+
+    def result(self, timeout: float = 300) -> float:
+        self._thread.join(timeout)
+        self._stop.set()
+        if self.when is None:
+            raise RuntimeError(f"the Deployment did not settle on ReplicaSet hash {self.target} ({self.error})")
+        return self.when
+
+
 class Pipeline:
     """ansible-playbook in the benchmark's clone, as a user runs it, with the isolating extra vars."""
 
@@ -395,12 +430,13 @@ def run_cluster(args: argparse.Namespace) -> dict[str, Any]:
                 if "failed" in args.phases:
                     good_rev, good_hash = cluster.current()
                     with load.phase(f"failed-{rep}") as ph:
+                        watch = Watch(args.namespace, good_hash, leave_first=True)
                         secs, proc = pipe.run("playbooks/deploy.yml", "-e", f"deploy_image={crash}",
                                               "-e", config_for(str(release)), expect_ok=False)
-                        restored = cluster.wait_settled(good_hash, ph.started)
+                        restored = watch.result() - ph.started
                         time.sleep(args.tail)
-                    reason = next((line.strip() for line in proc.stdout.splitlines()
-                                   if "ProgressDeadlineExceeded" in line or "CrashLoopBackOff" in line), "")
+                    reason = next((line.split("rollout failed: ", 1)[1] for line in proc.stdout.splitlines()
+                                   if "[ERROR]" in line and "rollout failed: " in line), "")
                     results["failed"].append({**load.count(ph.name), "playbook_s": secs, "mttr_s": restored,
                                               "only_old_served": set(map(pod_hash, load.count(ph.name)["served_by"])) <= {good_hash},
                                               "revision_before": good_rev, "revision_after": cluster.current()[0],
@@ -411,8 +447,9 @@ def run_cluster(args: argparse.Namespace) -> dict[str, Any]:
                     revisions = cluster.revisions()
                     target = max((r for r, h in revisions.items() if h == base_hash), default=base_rev)
                     with load.phase(f"rollback-{rep}") as ph:
+                        watch = Watch(args.namespace, base_hash, leave_first=False)
                         secs, _ = pipe.run("playbooks/rollback.yml", "-e", f"rollback_to_revision={target}")
-                        settled = cluster.wait_settled(base_hash, ph.started)
+                        settled = watch.result() - ph.started
                         time.sleep(args.tail)
                     first = load.first_from(ph.started, lambda sb, h=base_hash: pod_hash(sb) == h)
                     serving = load.all_from(ph.started, ph.ended, lambda sb, h=base_hash: pod_hash(sb) == h)
