@@ -96,6 +96,8 @@ def main() -> int:
     stale = []
     OUT.mkdir(exist_ok=True)
     for template in templates:
+        if "survey" not in template:  # a template without questions (verify, renew) has no survey file
+            continue
         path = OUT / f"{slug(template['name'])}.json"
         text = json.dumps(survey(template), indent=2, sort_keys=True) + "\n"
         if args.check:

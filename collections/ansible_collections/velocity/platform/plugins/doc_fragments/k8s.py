@@ -13,25 +13,36 @@ class ModuleDocFragment:
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig file. When unset, E(KUBECONFIG) or C(~/.kube/config), then the in-cluster
-        service account (when the task runs in a pod, for example under AWX).
+      - Path to a kubeconfig file. When unset, E(K8S_AUTH_KUBECONFIG), then E(KUBECONFIG) or C(~/.kube/config),
+        then the in-cluster service account (when the task runs in a pod, for example under AWX).
       - For the local control plane, the path that C(hack/k8s/cluster.sh start) prints.
     type: path
   context:
-    description: Kubeconfig context to use instead of the current one.
+    description:
+      - Kubeconfig context to use instead of the current one.
+      - When unset, E(K8S_AUTH_CONTEXT).
     type: str
   host:
-    description: API server URL, instead of a kubeconfig (with O(api_key)).
+    description:
+      - API server URL, instead of a kubeconfig (with O(api_key)).
+      - When unset, E(K8S_AUTH_HOST), which an AWX "Kubernetes Bearer Token" credential injects
+        (C(awx/credential_types/velocity_kubernetes_bearer_token.yml)).
     type: str
   api_key:
-    description: Bearer token for O(host) (or to override the kubeconfig user's credentials).
+    description:
+      - Bearer token for O(host) (or to override the kubeconfig user's credentials).
+      - When unset, E(K8S_AUTH_API_KEY). Never logged.
     type: str
   validate_certs:
-    description: Verify the API server's TLS certificate. Defaults to what the kubeconfig says.
+    description:
+      - Verify the API server's TLS certificate.
+      - When unset, E(K8S_AUTH_VERIFY_SSL) (true or false), else what the kubeconfig says (true with O(host)).
     type: bool
     aliases: [verify_ssl]
   ca_cert:
-    description: CA bundle to verify the API server with.
+    description:
+      - CA bundle to verify the API server with.
+      - When unset, E(K8S_AUTH_SSL_CA_CERT).
     type: path
     aliases: [ssl_ca_cert]
   field_manager:
@@ -46,6 +57,9 @@ requirements:
 notes:
   - One API client and one lazily discovering dynamic client serve the whole task (discovery is cached).
   - The module talks to the API from where it runs (the controller for C(localhost)).
+  - Every connection option falls back to the environment variable that M(kubernetes.core.k8s) reads
+    (E(K8S_AUTH_KUBECONFIG), E(K8S_AUTH_CONTEXT), E(K8S_AUTH_HOST), E(K8S_AUTH_API_KEY),
+    E(K8S_AUTH_VERIFY_SSL), E(K8S_AUTH_SSL_CA_CERT)); an option set on the task wins over its variable.
 """
 
     ATTRIBUTES = r"""
