@@ -83,8 +83,8 @@ molecule: ## every Molecule scenario under molecule/ (SCENARIOS="a b" to choose)
 	done
 
 .PHONY: bench
-bench: setup ## benchmarks side by side with the anchors; results in benchmarks/RESULTS.md
-	$(IN_VENV) python benchmarks/run_all.py
+bench: setup ## benchmarks side by side with the anchors; RESULTS.md rewritten whole (BENCH_BASELINE=<rev>: before rows too)
+	$(IN_VENV) python benchmarks/run_all.py $(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE))
 
 .PHONY: collection
 collection: ## build the collection tarball into dist/ and install it offline

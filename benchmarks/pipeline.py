@@ -86,7 +86,9 @@ def render(r: dict) -> str:
         "annotation on the pod template). "
         "**Warm** = the same command again, nothing changed. Loopback only.",
         "",
-        "| variant | seconds, median (min–max) | changed tasks | per stage (median s) |",
+        f"Reproduce: `scripts/in-venv python benchmarks/pipeline.py {' '.join(FULL_ARGS)}`.",
+        "",
+        "| variant | wall s, whole `run-pipeline`, median (min–max) | changed tasks | per stage, its plays' own time (median s) |",
         "|---|---|---|---|",
     ]
     for name in ("cold", "warm"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,3 +53,24 @@ def run_playbook_output(path: Path, *, reqlog: Path | None = None, extra_args: l
     if reqlog is not None and reqlog.exists():
         verbs.update(line.split(" ", 1)[0] for line in reqlog.read_text().splitlines())
     return elapsed, verbs, proc.stdout
+
+
+def run_playbook_timed(path: Path, *, reqlog: Path | None = None, extra_args: list[str] | None = None,
+                       env: dict[str, str] | None = None) -> tuple[float, float, Counter]:
+    """Wall seconds of the whole run, seconds its tasks took (the ansible.posix.json callback's
+    start and end of each task, summed), and the HTTP requests it sent (by verb)."""
+    timed_env = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(env or {})}
+    elapsed, verbs, out = run_playbook_output(path, reqlog=reqlog, extra_args=extra_args, env=timed_env)
+    return elapsed, task_seconds(out), verbs
+
+
+def task_seconds(json_output: str) -> float:
+    """The summed task durations of an ansible.posix.json report (0 for a play without tasks)."""
+    from datetime import datetime
+
+    def ts(value: str) -> datetime:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    report, _ = json.JSONDecoder().raw_decode(json_output[json_output.index("{"):])
+    return sum((ts(t["task"]["duration"]["end"]) - ts(t["task"]["duration"]["start"])).total_seconds()
+               for play in report["plays"] for t in play["tasks"])

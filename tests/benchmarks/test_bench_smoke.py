@@ -18,3 +18,4 @@ def test_logging_overhead_benchmark_runs_and_reports_both_sides(tmp_path, postgr
         assert variant["errors"] == 0
     assert result["request_log_lines_written"] > 0
     assert set(result["overhead_pct"]) == {"cpu_per_request", "throughput", "p50", "p99"}
+    assert result["line_cost_us"]["now"]["median"] > 0  # the in-process cost of one request line
