@@ -57,6 +57,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s.rollout impo
 )
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.waiter import (
     PREDICATES,
+    RolloutProbe,
     Waiter,
     WaitFailed,
     WaitTimeout,
@@ -501,10 +502,12 @@ class Deployer:
     def wait_workload(self, obj, before, wave):
         label = "%s (wave %s)" % (ref(obj), wave)
         try:
-            self.waiter.wait(obj["kind"], lambda: self.client.get_obj(obj), label)
+            # A Deployment's new pods fail the wait at once on a reason that does not clear by itself.
+            probe = RolloutProbe(self.client) if obj["kind"] == "Deployment" else None
+            self.waiter.wait(obj["kind"], lambda: self.client.get_obj(obj), label, probe=probe)
         except (WaitFailed, WaitTimeout) as exc:
             reason = str(exc)
-            if obj["kind"] == "Deployment":
+            if obj["kind"] == "Deployment" and "; pod " not in reason:
                 selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels")
                 problems = pod_problems(self.client, obj["metadata"].get("namespace"), selector)
                 if problems:
@@ -553,7 +556,8 @@ class Deployer:
                 raise RolloutError("the ReplicaSet of revision %s is gone (revisionHistoryLimit too low?)"
                                    % revision_of(before))
             undo(self.client, current, to_revision=revision_of(target), force=True)
-            self.waiter.wait("Deployment", lambda: self.client.get_obj(obj), ref(obj) + " (rollback)")
+            self.waiter.wait("Deployment", lambda: self.client.get_obj(obj), ref(obj) + " (rollback)",
+                             probe=RolloutProbe(self.client))
             after = self.client.get_obj(obj)
             info["revision_after_rollback"] = revision_of(after)
             info["state"] = "Available"

@@ -8,15 +8,32 @@ condition and fails fast on ProgressDeadlineExceeded, and the Job predicate fail
 fast on a Failed (or FailureTarget) condition, instead of waiting for the timeout.
 A caller may also pass a ``probe`` (e.g. the hook Job's pods): a waiting reason that
 never clears by itself (FAIL_FAST_WAITING) ends the wait at once with the pod's message,
-and the last note it gave is part of a timeout's message.
+and the last note it gave is part of a timeout's or a failure's message.
+
+A Deployment's rollout is probed by RolloutProbe: only the pods of the NEW ReplicaSet (the
+pod-template-hash of the ReplicaSet whose template is the Deployment's) count. One of them
+waiting for a FAIL_FAST_WAITING reason, or in CrashLoopBackOff after CRASH_LOOP_RESTARTS
+restarts, ends the wait at once; the message names the pod's reason, the last exit code, and
+the kubelet's latest Warning events for that pod (the pull error: "401 Unauthorized",
+"not found"; "Back-off restarting failed container"). A readiness that never passes is not
+fail-fast (it may pass later): it ends at progressDeadlineSeconds (ProgressDeadlineExceeded),
+and the message then carries the readiness probe's failure event ("Readiness probe failed: ...").
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import time
 from collections import namedtuple
+
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sApiError
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.rollout import (
+    HASH_LABEL,
+    current_replicaset,
+    owned_replicasets,
+)
 
 # done: the object reached its goal; failed: it never will (stop waiting); message: why.
 Status = namedtuple("Status", ["done", "failed", "message"])
@@ -26,6 +43,14 @@ PENDING = "pending"
 # ConfigMap/Secret (key), an image that cannot be pulled (wrong name, tag, digest or credentials).
 FAIL_FAST_WAITING = ("CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
                      "ErrImageNeverPull")
+# A container of a rollout's new pods in CrashLoopBackOff fails the rollout once it has restarted this often: it
+# started and died CRASH_LOOP_RESTARTS + 1 times (a first crash may be a dependency still starting; three in a row,
+# 10 s and 20 s of kubelet back-off apart, are the image or its configuration). A hook Job has its backoffLimit.
+CRASH_LOOP_RESTARTS = 2
+# Kubelet event reasons worth quoting in a failure message (the pull error, the probe failure, the back-off).
+EVENT_REASONS = ("Failed", "BackOff", "Unhealthy", "FailedMount", "FailedCreatePodSandBox", "InspectFailed",
+                 "ErrImageNeverPull")
+EVENTS_PER_POD = 2
 
 
 def pod_container_states(pod):
@@ -57,6 +82,127 @@ def pods_report(pods):
     return fatal, notes
 
 
+def _event_time(event):
+    return event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or ""
+
+
+def pod_events(events, pod_name, limit=EVENTS_PER_POD):
+    """The latest distinct Warning event texts ("Reason: message") the kubelet wrote for one pod, newest first."""
+    mine = [e for e in events or []
+            if (e.get("involvedObject") or {}).get("kind") == "Pod"
+            and (e.get("involvedObject") or {}).get("name") == pod_name
+            and e.get("type") == "Warning" and e.get("reason") in EVENT_REASONS]
+    out = []
+    for event in sorted(mine, key=_event_time, reverse=True):
+        text = f"{event.get('reason')}: {(event.get('message') or '').strip()}"
+        if text not in out:
+            out.append(text)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _pod_ready(pod):
+    cond = condition(pod, "Ready")
+    return bool(cond and cond.get("status") == "True")
+
+
+def rollout_pods_report(pods, events=(), crash_restarts=CRASH_LOOP_RESTARTS):
+    """(fatal, notes) for the pods of a Deployment's new ReplicaSet.
+
+    fatal: a container waiting for a FAIL_FAST_WAITING reason, or in CrashLoopBackOff after ``crash_restarts``
+    restarts. notes: every pod not Ready, with its containers' states. Each text carries the pod's latest kubelet
+    Warning events (``events``: the namespace's Events), which say why (the pull error, the probe failure)."""
+    fatal, notes = [], []
+    for pod in pods:
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        name = (pod.get("metadata") or {}).get("name")
+        status = pod.get("status") or {}
+        pod_fatal, parts = False, []
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            waiting = (cs.get("state") or {}).get("waiting")
+            if not waiting:
+                continue
+            reason = waiting.get("reason") or ""
+            restarts = cs.get("restartCount", 0)
+            text = f"container {cs.get('name')} waiting: {reason}"
+            if waiting.get("message"):
+                text += f" ({waiting['message']})"
+            last = (cs.get("lastState") or {}).get("terminated")
+            if last:
+                text += (f", restarted {restarts} time(s), last exit code {last.get('exitCode')}"
+                         f" ({last.get('reason') or 'Error'})")
+            parts.append(text)
+            if reason in FAIL_FAST_WAITING or (reason == "CrashLoopBackOff" and restarts >= crash_restarts):
+                pod_fatal = True
+        if not parts and _pod_ready(pod):
+            continue
+        if not parts:
+            ready = condition(pod, "Ready") or {}
+            parts.append(f"not Ready ({ready.get('message') or ready.get('reason') or status.get('phase') or 'pending'})")
+        found = pod_events(events, name)
+        if found:
+            parts.append("events: " + " | ".join(found))
+        text = f"pod {name}: " + "; ".join(parts)
+        notes.append(text)
+        if pod_fatal:
+            fatal.append(text)
+    return fatal, notes
+
+
+class RolloutProbe:
+    """probe(deployment) -> (fatal, note) from the pods of the Deployment's new ReplicaSet, for Waiter.wait.
+
+    The new ReplicaSet is the owned one whose template is the Deployment's (as the deployment controller picks
+    it); its pod-template-hash selects the pods, so pods of older revisions (still serving, or terminating)
+    never fail the rollout. The namespace's Events are read only when a pod is not Ready."""
+
+    def __init__(self, client, crash_restarts=CRASH_LOOP_RESTARTS):
+        self.client = client
+        self.crash_restarts = crash_restarts
+
+    def pods(self, deployment):
+        new_rs = current_replicaset(owned_replicasets(self.client, deployment), deployment)
+        if new_rs is None:
+            return None
+        labels = (new_rs["spec"]["template"].get("metadata") or {}).get("labels") or {}
+        selector = dict(((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+        if labels.get(HASH_LABEL):
+            selector[HASH_LABEL] = labels[HASH_LABEL]
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        return self.client.list("v1", "Pod", namespace=deployment["metadata"].get("namespace"),
+                                label_selector=label_selector)
+
+    def stale_failure(self, deployment):
+        """True when the Progressing condition's ProgressDeadlineExceeded names a ReplicaSet that is not the new one.
+
+        After a rollback to an older revision the controller keeps the failed ReplicaSet's condition until that
+        ReplicaSet's pods are gone; it says nothing about the revision now rolling out."""
+        progressing = condition(deployment, "Progressing") or {}
+        named = re.search(r'ReplicaSet "([^"]+)"', progressing.get("message") or "")
+        if not named:
+            return False
+        try:
+            new_rs = current_replicaset(owned_replicasets(self.client, deployment), deployment)
+        except K8sApiError:
+            return False
+        return new_rs is not None and new_rs["metadata"]["name"] != named.group(1)
+
+    def __call__(self, deployment):
+        try:
+            pods = self.pods(deployment)
+            if pods is None:
+                return None, "the new ReplicaSet is not created yet"
+            events = []
+            if any(not _pod_ready(p) for p in pods):
+                events = self.client.list("v1", "Event", namespace=deployment["metadata"].get("namespace"))
+        except K8sApiError:
+            return None, None  # a failed read must not fail the rollout; the next poll reads again
+        fatal, notes = rollout_pods_report(pods, events, self.crash_restarts)
+        return "; ".join(fatal) or None, "; ".join(notes[:5]) or None
+
+
 def condition(obj, ctype):
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == ctype:
@@ -70,14 +216,16 @@ def _observed(obj):
     return status.get("observedGeneration", 0) >= meta.get("generation", 0)
 
 
-def deployment_ready(obj):
+def deployment_ready(obj, ignore_deadline=False):
+    """ignore_deadline: the Progressing condition's ProgressDeadlineExceeded is about an earlier ReplicaSet."""
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     if not _observed(obj):
         return Status(False, False, "controller has not observed generation %s yet" % obj["metadata"].get("generation"))
     progressing = condition(obj, "Progressing")
-    if progressing and progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
-        return Status(False, True, "rollout exceeded its progress deadline (%ss): %s" % (
+    if progressing and progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded" \
+            and not ignore_deadline:
+        return Status(False, True, "ProgressDeadlineExceeded: rollout exceeded its progress deadline (%ss): %s" % (
             spec.get("progressDeadlineSeconds", 600), progressing.get("message", "")))
     want = spec.get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
@@ -202,9 +350,18 @@ class Waiter:
             obj = fetch()
             if obj is not None:
                 status = predicate(obj)
+                if status.failed and probe is not None and getattr(probe, "stale_failure", None) and \
+                        probe.stale_failure(obj):
+                    status = deployment_ready(obj, ignore_deadline=True)
                 last_message = status.message
                 if status.failed:
-                    raise WaitFailed("%s: %s" % (label, status.message), obj)
+                    message = status.message
+                    if probe is not None:
+                        # Why it failed, from the pods (e.g. the readiness probe's failure event at the deadline).
+                        _fatal, note = probe(obj)
+                        if note:
+                            message = "%s; %s" % (message, note)
+                    raise WaitFailed("%s: %s" % (label, message), obj)
                 if status.done:
                     return obj
                 if probe is not None:

@@ -141,3 +141,161 @@ def test_a_timeout_reports_the_probe_note():
                                             r"pod m-2 container migrate waiting: ContainerCreating\)"):
         waiter.wait("Job", lambda: RUNNING_JOB, "Job ns/migrate",
                     probe=lambda job: (None, "pod m-2 container migrate waiting: ContainerCreating"))
+
+
+# ---------------------------------------------------------------------------
+# A Deployment's rollout: the new ReplicaSet's pods, their waiting reasons and the kubelet's events
+
+
+def event(pod_name, reason, message, when, type_="Warning"):
+    return {"involvedObject": {"kind": "Pod", "name": pod_name}, "type": type_, "reason": reason,
+            "message": message, "lastTimestamp": when}
+
+
+def web_pod(name, state, restarts=0, last=None, ready=False):
+    cs = {"name": "web", "restartCount": restarts, "state": state}
+    if last:
+        cs["lastState"] = {"terminated": last}
+    return {"metadata": {"name": name},
+            "status": {"phase": "Running" if "running" in state else "Pending", "containerStatuses": [cs],
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                       "reason": "ContainersNotReady",
+                                       "message": "containers with unready status: [web]"}]}}
+
+
+def test_rollout_report_quotes_the_pull_error_event_and_a_pull_back_off_is_fatal():
+    pulling = web_pod("web-1", {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "x"'}})
+    events = [event("web-1", "Failed", "Failed to pull image \"x\": 401 Unauthorized", "2026-01-01T00:00:02Z"),
+              event("web-1", "Failed", "Error: ErrImagePull", "2026-01-01T00:00:01Z"),
+              event("web-1", "Pulling", "Pulling image", "2026-01-01T00:00:03Z", type_="Normal"),
+              event("other", "Failed", "not this pod", "2026-01-01T00:00:04Z")]
+    fatal, notes = w.rollout_pods_report([pulling], events)
+    assert fatal == notes
+    assert fatal == ['pod web-1: container web waiting: ImagePullBackOff (Back-off pulling image "x"); events: '
+                     'Failed: Failed to pull image "x": 401 Unauthorized | Failed: Error: ErrImagePull']
+
+
+def test_rollout_report_crash_loop_is_fatal_only_after_the_chosen_number_of_restarts():
+    last = {"exitCode": 2, "reason": "Error"}
+    once = web_pod("web-1", {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}, 1, last)
+    twice = web_pod("web-1", {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}}, 2, last)
+    fatal, notes = w.rollout_pods_report([once])
+    assert fatal == [] and notes == [
+        "pod web-1: container web waiting: CrashLoopBackOff (back-off 10s), restarted 1 time(s), last exit code 2 "
+        "(Error)"]
+    fatal, _notes = w.rollout_pods_report([twice], crash_restarts=w.CRASH_LOOP_RESTARTS)
+    assert w.CRASH_LOOP_RESTARTS == 2 and len(fatal) == 1 and "last exit code 2" in fatal[0]
+
+
+def test_rollout_report_a_not_ready_pod_is_a_note_with_the_readiness_probe_event_and_ready_pods_are_silent():
+    unready = web_pod("web-1", {"running": {}})
+    ready = web_pod("web-2", {"running": {}}, ready=True)
+    terminating = web_pod("web-3", {"waiting": {"reason": "ErrImagePull"}})
+    terminating["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    events = [event("web-1", "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 404",
+                    "2026-01-01T00:00:05Z")]
+    fatal, notes = w.rollout_pods_report([unready, ready, terminating], events)
+    assert fatal == []
+    assert notes == ["pod web-1: not Ready (containers with unready status: [web]); events: Unhealthy: Readiness "
+                     "probe failed: HTTP probe failed with statuscode: 404"]
+
+
+class FakeClient:
+    """list() of ReplicaSets, Pods and Events, recording the label selectors asked for."""
+
+    def __init__(self, replicasets, pods, events=()):
+        self.items = {"ReplicaSet": replicasets, "Pod": pods, "Event": list(events)}
+        self.selectors = []
+
+    def list(self, api_version, kind, namespace=None, label_selector=None):
+        self.selectors.append((kind, label_selector))
+        if kind == "Pod":
+            wanted = dict(kv.split("=", 1) for kv in label_selector.split(","))
+            return [p for p in self.items["Pod"]
+                    if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
+        return self.items[kind]
+
+
+def rs(name, revision, image, hash_, uid="d1"):
+    return {"metadata": {"name": name, "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+                         "ownerReferences": [{"uid": uid}]},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", "pod-template-hash": hash_}},
+                                  "spec": {"containers": [{"name": "web", "image": image}]}}}}
+
+
+def test_rollout_probe_counts_only_the_pods_of_the_new_replicaset():
+    deployment = {"metadata": {"name": "web", "namespace": "ns", "uid": "d1", "generation": 2},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": {"containers": [{"name": "web", "image": "new"}]}}},
+                  "status": {"observedGeneration": 2, "updatedReplicas": 1, "replicas": 2}}
+    old_pod = web_pod("web-old-1", {"waiting": {"reason": "ImagePullBackOff"}})  # an old revision's trouble
+    old_pod["metadata"]["labels"] = {"app": "web", "pod-template-hash": "aaa"}
+    new_pod = web_pod("web-new-1", {"waiting": {"reason": "ContainerCreating"}})
+    new_pod["metadata"]["labels"] = {"app": "web", "pod-template-hash": "bbb"}
+    client = FakeClient([rs("web-aaa", 1, "old", "aaa"), rs("web-bbb", 2, "new", "bbb")], [old_pod, new_pod])
+    fatal, note = w.RolloutProbe(client)(deployment)
+    assert fatal is None and note == "pod web-new-1: container web waiting: ContainerCreating"
+    assert ("Pod", "app=web,pod-template-hash=bbb") in client.selectors
+
+    new_pod["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ErrImagePull", "message": "not found"}}
+    client.items["Event"] = [event("web-new-1", "Failed", 'Failed to pull image "new": not found', "t")]
+    fatal, _note = w.RolloutProbe(client)(deployment)
+    assert fatal == ('pod web-new-1: container web waiting: ErrImagePull (not found); events: Failed: Failed to pull '
+                     'image "new": not found')
+
+    clock = FakeClock()
+    waiter = w.Waiter(timeout=600, interval=1, clock=clock, sleep=clock.sleep)
+    with pytest.raises(w.WaitFailed, match="Deployment ns/web: pod web-new-1: container web waiting: ErrImagePull"):
+        waiter.wait("Deployment", lambda: deployment, "Deployment ns/web", probe=w.RolloutProbe(client))
+    assert clock.now == 0
+
+    no_rs = FakeClient([rs("web-aaa", 1, "old", "aaa")], [old_pod])
+    assert w.RolloutProbe(no_rs)(deployment) == (None, "the new ReplicaSet is not created yet")
+
+
+def test_a_failed_rollout_carries_the_probe_note():
+    clock = FakeClock()
+    waiter = w.Waiter(timeout=600, interval=1, clock=clock, sleep=clock.sleep)
+    expired = {"metadata": {"generation": 2}, "spec": {"progressDeadlineSeconds": 20},
+               "status": {"observedGeneration": 2, "conditions": [
+                   {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                    "message": 'ReplicaSet "web-bbb" has timed out progressing.'}]}}
+    note = "pod web-new-1: not Ready (x); events: Unhealthy: Readiness probe failed: HTTP probe failed"
+    with pytest.raises(w.WaitFailed, match=r"ProgressDeadlineExceeded: rollout exceeded its progress deadline \(20s\): .*timed out progressing\.; pod "
+                                           r"web-new-1: .*Readiness probe failed"):
+        waiter.wait("Deployment", lambda: expired, "Deployment ns/web", probe=lambda obj: (None, note))
+
+
+def test_a_deadline_condition_naming_an_earlier_replicaset_does_not_fail_the_rollback_wait():
+    # Rolled back to revision 1 (web-aaa) after web-bbb timed out: the controller keeps web-bbb's condition until
+    # web-bbb's pod is gone; the wait goes on, and ends when the counts are right.
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "old"}]}}
+    states = []
+    for total in (2, 1):
+        states.append({"metadata": {"name": "web", "namespace": "ns", "uid": "d1", "generation": 3},
+                       "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template},
+                       "status": {"observedGeneration": 3, "updatedReplicas": 1, "replicas": total,
+                                  "availableReplicas": 1, "conditions": [
+                                      {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                       "message": 'ReplicaSet "web-bbb" has timed out progressing.'}]}})
+    ready = web_pod("web-aaa-1", {"running": {}}, ready=True)
+    ready["metadata"]["labels"] = {"app": "web", "pod-template-hash": "aaa"}
+    client = FakeClient([rs("web-aaa", 3, "old", "aaa"), rs("web-bbb", 2, "new", "bbb")], [ready])
+    clock = FakeClock()
+    waiter = w.Waiter(timeout=600, interval=1, clock=clock, sleep=clock.sleep)
+    assert waiter.wait("Deployment", lambda: states.pop(0), "rollback", probe=w.RolloutProbe(client)) is not None
+    assert states == []
+    # Naming the new ReplicaSet, the condition fails the wait.
+    client.items["ReplicaSet"] = [rs("web-bbb", 2, "old", "bbb")]
+    stuck = {**states_copy(template)}
+    with pytest.raises(w.WaitFailed, match="ProgressDeadlineExceeded"):
+        waiter.wait("Deployment", lambda: stuck, "rollout", probe=w.RolloutProbe(client))
+
+
+def states_copy(template):
+    return {"metadata": {"name": "web", "namespace": "ns", "uid": "d1", "generation": 3},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template},
+            "status": {"observedGeneration": 3, "updatedReplicas": 1, "replicas": 2, "availableReplicas": 1,
+                       "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                       "message": 'ReplicaSet "web-bbb" has timed out progressing.'}]}}
