@@ -86,7 +86,7 @@ def test_time_per_task_for_n_secrets(vault, playbook, tmp_path):
         ours_times.append(_task_seconds(playbook, ours, extra))
         stats = json.loads(out.read_text())
         module_ms.append(stats["elapsed_ms"])
-        assert stats["logins"] == 1 and stats["requests"] == N + 2  # login + mount lookup + N reads
+        assert stats["logins"] == 1 and stats["requests"] == N + 1  # login + N reads
     ours_tokens = (_token_count(vault, role) - tokens_before) / RUNS
     tokens_before = _token_count(vault, role)
     anchor_times = [_task_seconds(playbook, anchor, extra) for _ in range(RUNS)]

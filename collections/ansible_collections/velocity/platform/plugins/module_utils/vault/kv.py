@@ -5,7 +5,10 @@
 
 Each distinct (path, version) is read once, whatever the number of keys taken
 from it, and the reads run in parallel (hvac calls on the client's one session,
-whose pool is sized to ``max_workers``).
+whose pool is sized to ``max_workers``; the first read reuses the login's
+connection). A task that succeeds sends one login and one request per path: the
+mount's KV version is looked up only when something failed, to say why (a
+KV version 2 answer has a shape that a version 1 mount never gives).
 """
 from __future__ import annotations
 
@@ -141,6 +144,10 @@ def read_kv(client: VaultClient, mount: str, path: str, version: Optional[int], 
     body = result.get("data") or {}
     metadata = body.get("metadata") or {}
     data = body.get("data")
+    if not isinstance(metadata, dict) or "version" not in metadata:
+        # Only a KV version 2 engine answers with data.metadata.version: this mount is something else.
+        raise VaultKVVersionMismatch("'%s/data/%s' did not answer as KV version 2 does; check kv_mount and kv_version"
+                                     % (mount, path))
     if data is None:
         raise VaultNotFound("secret '%s/%s' version %s is deleted or destroyed" % (mount, path, metadata.get("version")))
     return KVSecret(path=path, data=data, version=metadata.get("version"), created_time=metadata.get("created_time"))
@@ -148,9 +155,21 @@ def read_kv(client: VaultClient, mount: str, path: str, version: Optional[int], 
 
 def read_secrets(client: VaultClient, refs: list, mount: str = "secret", kv_version: int = 2,
                  max_workers: int = 8) -> Tuple[Dict[str, str], Dict[str, dict]]:
-    """Return ``({ENV: value}, {ref-path: {"version": n}})``; raise on any missing path or key."""
+    """Return ``({ENV: value}, {ref-path: {"version": n}})``; raise on any missing path or key.
+
+    On a failure, the mount is looked up (one request) and a missing mount or a KV
+    version other than ``kv_version`` is reported instead, as the more useful cause.
+    """
     mount = mount.strip("/")
-    check_kv_version(client, mount, kv_version)
+    try:
+        return _read_secrets(client, refs, mount, kv_version, max_workers)
+    except (VaultNotFound, VaultKeyMissing, VaultKVVersionMismatch, VaultConfigError, VaultPermissionDenied):
+        check_kv_version(client, mount, kv_version)
+        raise
+
+
+def _read_secrets(client: VaultClient, refs: list, mount: str, kv_version: int,
+                  max_workers: int) -> Tuple[Dict[str, str], Dict[str, dict]]:
     wanted = sorted({(ref.path, ref.version) for ref in refs}, key=lambda item: (item[0], item[1] or 0))
     workers = max(1, min(max_workers, len(wanted)))
     if workers == 1:

@@ -191,11 +191,11 @@ def test_each_path_is_read_once_and_keys_are_mapped(scripted):
     refs = vault_kv.parse_refs({"A": "velocity/app#a", "B": "velocity/app#b", "C": "velocity/x#c"})
     values, versions = vault_kv.read_secrets(client, refs)
     assert values == {"A": "1", "B": "2", "C": "3"}
-    assert sorted(server.paths()) == ["secret/data/velocity/app", "secret/data/velocity/x",
-                                      "sys/internal/ui/mounts/secret"]
+    # One request per path, no mount lookup when every read succeeds.
+    assert sorted(server.paths()) == ["secret/data/velocity/app", "secret/data/velocity/x"]
     assert all(c.headers["X-Vault-Token"] == TOKEN and c.headers["X-Vault-Request"] == "true" for c in server.calls)
     assert versions == {"velocity/app": {"version": 3}, "velocity/x": {"version": 3}}
-    assert client.request_count == 3
+    assert client.request_count == 2
 
 
 def test_a_pinned_version_is_asked_for(scripted):
@@ -225,8 +225,8 @@ def test_parallel_reads_share_one_pool_sized_to_the_workers(scripted):
     client = make_client(server, max_workers=3)
     refs = vault_kv.parse_refs({"E%02d" % i: "p%02d#k" % i for i in range(12)})
     values, dummy = vault_kv.read_secrets(client, refs, max_workers=3)
-    assert len(values) == 12 and len(server.calls) == 13
-    # 13 requests over at most 3 kept-alive connections: the pool holds as many as there are workers.
+    assert len(values) == 12 and len(server.calls) == 12
+    # 12 requests over at most 3 kept-alive connections: the pool holds as many as there are workers.
     assert len({c.port for c in server.calls}) <= 3
 
 
@@ -243,6 +243,26 @@ def test_missing_path_and_kv_version_mismatch(scripted):
         vault_kv.read_secrets(client, vault_kv.parse_refs({"X": "velocity/none#k"}))
     with pytest.raises(vault_client.VaultKVVersionMismatch, match="is KV version 2 but kv_version=1"):
         vault_kv.read_secrets(client, vault_kv.parse_refs({"X": "velocity/none#k"}), kv_version=1)
+
+
+def test_the_mount_is_looked_up_only_after_a_failure_and_names_the_cause(scripted):
+    def kv1_route(call):
+        if call.path == "sys/internal/ui/mounts/secret":
+            return ok({"data": {"type": "kv", "options": {"version": "1"}}})
+        if call.path == "secret/data/app":  # a KV v1 secret that happens to live at data/app: no metadata
+            return ok({"data": {"k": "v"}})
+        return 404, {"errors": []}
+
+    server = scripted(kv1_route)
+    with pytest.raises(vault_client.VaultKVVersionMismatch, match="mount 'secret/' is KV version 1 but kv_version=2"):
+        vault_kv.read_secrets(make_client(server), vault_kv.parse_refs({"X": "app#k"}))
+    assert server.paths() == ["secret/data/app", "sys/internal/ui/mounts/secret"]
+
+    # The mount is right: the read's own error stands.
+    server = scripted(kv_route({}))
+    with pytest.raises(vault_client.VaultNotFound, match="no secret at 'secret/gone'"):
+        vault_kv.read_secrets(make_client(server), vault_kv.parse_refs({"X": "gone#k"}))
+    assert server.paths() == ["secret/data/gone", "sys/internal/ui/mounts/secret"]
 
 
 # -- retries (urllib3.Retry on the session's adapter) and error mapping -------------------------------
