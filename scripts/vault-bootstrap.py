@@ -67,7 +67,24 @@ path "sys/leases/renew" {
 path "sys/leases/revoke" {
   capabilities = ["update"]
 }
+# Issue the database credentials with an orphan token of the velocity-db-lease token role, so the lease
+# does not die with this (1 h) login token; a scheduled renewal then keeps it up to the role's max TTL.
+path "auth/token/create/velocity-db-lease" {
+  capabilities = ["update"]
+}
+# The shared lease record (lease id, role, expiry, issuer accessor; no password): any job can renew/revoke.
+path "secret/data/velocity/leases/*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
 """
+
+# velocity-db-issuer: the only policy of the orphan token that reads new database credentials.
+ISSUER_POLICY = """\
+path "database/creds/velocity-app" {
+  capabilities = ["read"]
+}
+"""
+ISSUER_TOKEN_ROLE = "velocity-db-lease"
 
 OPERATOR_POLICY = """\
 # velocity-operator: incident response on the app's database leases (revoke all).
@@ -254,6 +271,21 @@ class Bootstrap:
         }
         self.ensure_config("database/roles/%s" % ROLE, role, what="database role %s" % ROLE)
 
+    def ensure_issuer_token_role(self) -> None:
+        """Token role velocity-db-lease: orphan, not renewable, lives as long as the database role's max TTL.
+
+        A lease is revoked with the token that read it; a token of this role outlives the login token, so
+        a lease it read can be renewed by any job (sys/leases/renew) until the database role's max TTL.
+        """
+        self.ensure_policy("velocity-db-issuer", ISSUER_POLICY)
+        self.ensure_config("auth/token/roles/%s" % ISSUER_TOKEN_ROLE, {
+            "allowed_policies": ["velocity-db-issuer"],
+            "orphan": True,
+            "renewable": False,
+            "token_explicit_max_ttl": self.args.db_max_ttl,
+            "token_type": "service",
+        }, what="token role %s" % ISSUER_TOKEN_ROLE)
+
     # -- auth methods ------------------------------------------------------------
     def ensure_approle(self) -> dict:
         self.ensure_auth("approle", "approle")
@@ -425,10 +457,12 @@ def main() -> int:
     boot.ensure_policy("velocity-operator", OPERATOR_POLICY)
     boot.ensure_postgres_owner()
     boot.ensure_database_engine()
+    boot.ensure_issuer_token_role()
     summary = {
         "vault_addr": client.connection.url,
         "kv": {"mount": "secret", "app_path": APP_PATH},
-        "database": {"mount": "database", "role": ROLE, "owner_role": OWNER},
+        "database": {"mount": "database", "role": ROLE, "owner_role": OWNER, "ttl": args.db_ttl,
+                     "max_ttl": args.db_max_ttl, "issuer_token_role": ISSUER_TOKEN_ROLE},
         "policy": ROLE,
         "approle": boot.ensure_approle(),
         "jwt": boot.ensure_jwt(),

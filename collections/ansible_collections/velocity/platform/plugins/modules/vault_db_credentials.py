@@ -14,15 +14,26 @@ description:
   - O(state=present) issues credentials for O(role), or B(reuses) the lease remembered in O(lease_state_file)
     while Vault still knows it with at least O(min_ttl) seconds left (a renewable lease that is too short
     is renewed first). A replaced lease is revoked. Reuse reports C(changed=false).
-  - O(state=renewed) renews the lease (from O(lease_id) or O(lease_state_file)).
-  - O(state=absent) revokes the lease (from O(lease_id) or O(lease_state_file)) and removes the state file;
+  - O(state=renewed) renews the lease (from O(lease_id), O(lease_state_file) or O(lease_state_kv)); with
+    O(renew_below) only when it has fewer seconds left than that, so a scheduled run is idempotent.
+  - O(state=absent) revokes the lease (from O(lease_id), O(lease_state_file) or O(lease_state_kv)) and removes
+    the state file and the shared record;
     with O(revoke_prefix) it revokes every lease under that prefix (needs C(sudo) on
     C(sys/leases/revoke-prefix), an operator token, not the app's). Nothing to revoke reports C(changed=false).
   - The password is returned only with O(return_values=true); otherwise the result has the lease and the
     username. The state file is written atomically with mode 0600 and holds the credentials.
   - In check mode nothing is issued, renewed or revoked; C(changed) says what would happen.
-  - Bad input (a wrong type, an empty or malformed O(role), a negative TTL, a O(lease_state_file) inside a Git
-    working tree) fails the task, naming the option, before Vault is contacted.
+  - O(lease_state_kv) keeps a B(shared) record of the lease in Vault KV version 2 (lease id, role, mount,
+    username, expiry, the issuing token's accessor; never the password or a token), so that another job on
+    another machine or execution environment can renew or revoke it. A lease id alone cannot read the
+    credentials: renewing needs a token whose policy allows C(sys/leases/renew).
+  - A dynamic lease is revoked when the token that read it ends. With O(issuer_token_role) the credentials are
+    read with an orphan token created from that token role (C(auth/token/create/<role>)) and then dropped, so the
+    lease outlives the task's login token and a scheduled renewal keeps it alive up to the database role's max
+    TTL (or the token role's C(token_explicit_max_ttl), whichever is shorter).
+  - Bad input (a wrong type, an empty or malformed O(role) or O(issuer_token_role), a negative TTL, a
+    O(lease_state_file) inside a Git working tree, a O(lease_state_kv) without a path) fails the task, naming the
+    option, before Vault is contacted.
 author:
   - Velocity platform team (@velocity)
 extends_documentation_fragment:
@@ -50,8 +61,39 @@ options:
         tree (a directory with C(.git) at or above it) unless C(git check-ignore) says the path is ignored;
         otherwise the task fails before contacting Vault. Without git on the host such a path is refused.
     type: path
+  lease_state_kv:
+    description:
+      - Shared lease record in Vault KV version 2, read and written with the task's token (the bootstrap's
+        C(velocity-app) policy allows C(secret/data/velocity/leases/*)).
+      - O(state=present) writes the current lease there (only when it changed). Without a O(lease_state_file)
+        holding its password, a recorded lease cannot be reused: a new one is issued and the recorded one is
+        B(not) revoked (running pods may still use it); the scheduled renewal no longer renews it, so it ends at
+        its TTL.
+      - O(state=renewed) and O(state=absent) act on the recorded lease when O(lease_id) and O(lease_state_file)
+        give none; O(state=absent) deletes the record.
+    type: dict
+    suboptions:
+      mount:
+        description: KV version 2 mount.
+        type: str
+        default: secret
+      path:
+        description: Path of the record under the mount, for example V(velocity/leases/app).
+        type: str
+        required: true
+  issuer_token_role:
+    description:
+      - Token role (C(auth/token/roles/<name>), orphan) used to create the token that reads new credentials, so
+        the lease does not die with the login token. Set up by C(scripts/vault-bootstrap.py) as
+        V(velocity-db-lease). Without it the lease lives at most as long as the login token.
+    type: str
+  renew_below:
+    description:
+      - With O(state=renewed), renew only when the lease has fewer than this many seconds left; otherwise report
+        C(changed=false) and RV(how=current). Without it every run renews.
+    type: int
   lease_id:
-    description: Lease to renew or revoke, instead of the one in O(lease_state_file).
+    description: Lease to renew or revoke, instead of the one in O(lease_state_file) or O(lease_state_kv).
     type: str
   revoke_prefix:
     description: With O(state=absent), revoke every lease under this prefix, for example V(database/creds/velocity-app).
@@ -94,6 +136,21 @@ EXAMPLES = r"""
     state: absent
     lease_state_file: /var/lib/velocity/secrets/db-lease.json
 
+- name: Issue with an orphan issuer token and record the lease in Vault for other jobs
+  velocity.platform.vault_db_credentials:
+    role: velocity-app
+    issuer_token_role: velocity-db-lease
+    lease_state_kv: {path: velocity/leases/app}
+    return_values: true
+  no_log: true
+  register: db
+
+- name: Scheduled renewal from any job (playbooks/renew.yml)
+  velocity.platform.vault_db_credentials:
+    state: renewed
+    lease_state_kv: {path: velocity/leases/app}
+    renew_below: 1800
+
 - name: Leaked credentials - revoke every lease of the role (operator token)
   velocity.platform.vault_db_credentials:
     state: absent
@@ -108,7 +165,7 @@ lease:
   type: dict
   sample: {"lease_id": "database/creds/velocity-app/AbC", "lease_duration": 3600, "renewable": true, "username": "v-token-velocity-x", "expires_at": 1767225600}
 how:
-  description: V(issued), V(reused), V(renewed), V(revoked) or V(none).
+  description: V(issued), V(reused), V(renewed), V(current) (renew_below not reached), V(revoked) or V(none).
   returned: always
   type: str
 revoked:
@@ -119,7 +176,13 @@ credentials:
   description: C(username) and C(password). Only with O(return_values=true).
   returned: when return_values is true and a lease exists
   type: dict
+record:
+  description: Whether the shared lease record (O(lease_state_kv)) was V(written), V(deleted) or left V(unchanged).
+  returned: when lease_state_kv is set
+  type: str
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule, _load_params
 
@@ -142,9 +205,13 @@ def validate(p):
         vault_db.check_role("role", p["role"])
     if not isinstance(p["mount"], str) or not p["mount"].strip("/ "):
         raise vault_client.VaultConfigError("mount is empty: give the database secrets engine's mount, e.g. database")
-    if p["state"] == "renewed" and not (p["lease_id"] or p["lease_state_file"]):
-        raise vault_client.VaultConfigError("state=renewed needs lease_id or a lease_state_file that holds a lease")
-    for field in ("min_ttl", "increment"):
+    if p["state"] == "renewed" and not (p["lease_id"] or p["lease_state_file"] or p["lease_state_kv"]):
+        raise vault_client.VaultConfigError("state=renewed needs lease_id, a lease_state_file or a lease_state_kv "
+                                            "that holds a lease")
+    if p["lease_state_kv"] is not None:
+        vault_db.check_kv_record("lease_state_kv", p["lease_state_kv"])
+    vault_db.check_token_role("issuer_token_role", p["issuer_token_role"])
+    for field in ("min_ttl", "increment", "renew_below"):
         if p[field] is not None and p[field] < 0:
             raise vault_client.VaultConfigError("%s must be 0 or more seconds, not %d" % (field, p[field]))
     if p["lease_state_file"] and p["state"] != "absent":
@@ -155,29 +222,68 @@ def validate(p):
             raise vault_client.VaultConfigError(str(exc)) from None
 
 
+def _where(p):
+    return vault_db.check_kv_record("lease_state_kv", p["lease_state_kv"]) if p["lease_state_kv"] else None
+
+
+def _record_note(where) -> str:
+    return "%s/%s" % where if where else ""
+
+
 def _present(module, client, p, result):
+    where = _where(p)
     lease, changed, how = vault_db.ensure(client, p["mount"], p["role"], p["lease_state_file"], p["min_ttl"],
-                                          p["reuse"], module.check_mode)
+                                          p["reuse"], module.check_mode, p["issuer_token_role"])
+    if where:
+        if module.check_mode:
+            recorded = vault_db.load_record(client, where)
+            result["record"] = "written" if changed or recorded is None else "unchanged"
+            changed = changed or recorded is None
+        else:
+            written = vault_db.save_record(client, where, lease)
+            result["record"] = "written" if written else "unchanged"
+            changed = changed or written
     result.update(changed=changed, how=how if lease else "would issue")
     return lease
 
 
-def _renewed(module, client, p, result):
+def _find(client, p, where):
+    """(lease, lease_id, recorded): the lease to act on, from lease_id, the state file, then the shared record."""
     lease = vault_db.load_state(p["lease_state_file"])
+    recorded = vault_db.load_record(client, where)
+    if lease is None and recorded is not None and (not p["lease_id"] or p["lease_id"] == recorded.lease_id):
+        lease = recorded
     lease_id = p["lease_id"] or (lease.lease_id if lease else None)
+    return lease, lease_id, recorded
+
+
+def _renewed(module, client, p, result):
+    where = _where(p)
+    lease, lease_id, recorded = _find(client, p, where)
     if not lease_id:
-        module.fail_json(msg="state=renewed needs lease_id or a lease_state_file that holds a lease")
-    if vault_db.lookup(client, lease_id) is None:
+        module.fail_json(msg="no lease to renew: lease_id is not set and %s holds none; issue credentials with "
+                             "state=present (the secrets stage) first" % (
+                                 " / ".join(x for x in (p["lease_state_file"], _record_note(where)) if x)),
+                         how="none")
+    info = vault_db.lookup(client, lease_id)
+    if info is None:
         module.fail_json(msg="lease %s is unknown to Vault (expired or revoked): issue new credentials with "
-                             "state=present" % lease_id, how="none")
+                             "state=present (re-run the secrets stage and deploy)" % lease_id, how="none")
+    if lease is None or lease.lease_id != lease_id:
+        lease = vault_db.Lease(lease_id=lease_id, lease_duration=0, renewable=True, issued_at=0)
+    ttl = int(info.get("ttl") or 0)
+    if p["renew_below"] is not None and ttl >= p["renew_below"]:
+        lease.lease_duration, lease.issued_at = ttl, time.time()
+        result.update(changed=False, how="current")
+        return lease
     result.update(changed=True, how="renewed")
     if module.check_mode:
         return lease
-    if lease is None or lease.lease_id != lease_id:
-        lease = vault_db.Lease(lease_id=lease_id, lease_duration=0, renewable=True, issued_at=0)
     lease = vault_db.renew(client, lease, p["increment"])
     if p["lease_state_file"] and lease.username:
         vault_db.save_state(p["lease_state_file"], lease)
+    if where and recorded is not None and recorded.lease_id == lease_id:
+        result["record"] = "written" if vault_db.save_record(client, where, lease, slack=0) else "unchanged"
     return lease
 
 
@@ -185,19 +291,29 @@ def _absent(module, client, p, result):
     if p["revoke_prefix"]:
         count = vault_db.revoke_prefix(client, p["revoke_prefix"], module.check_mode)
         removed = False
+        where = _where(p)
         if not module.check_mode:
             removed = vault_db.remove_state(p["lease_state_file"])
+            if vault_db.remove_record(client, where):
+                removed = True
+                result["record"] = "deleted"
         result.update(changed=bool(count) or removed, revoked=count, how="revoked" if count else "none")
         return None
-    lease = vault_db.load_state(p["lease_state_file"])
-    lease_id = p["lease_id"] or (lease.lease_id if lease else None)
+    where = _where(p)
+    dummy, lease_id, recorded = _find(client, p, where)
     known = bool(lease_id) and vault_db.lookup(client, lease_id) is not None
-    has_state = bool(p["lease_state_file"]) and lease is not None
+    has_state = bool(p["lease_state_file"]) and vault_db.load_state(p["lease_state_file"]) is not None
+    # The record goes with the lease it names (a lease_id given for another lease leaves it alone).
+    has_record = recorded is not None and recorded.lease_id == lease_id
     if module.check_mode:
-        result.update(changed=known or has_state, revoked=int(known), how="revoked" if known else "none")
+        result.update(changed=known or has_state or has_record, revoked=int(known),
+                      how="revoked" if known else "none")
         return None
     revoked = vault_db.revoke(client, lease_id) if known else False
     removed = vault_db.remove_state(p["lease_state_file"]) if has_state else False
+    if has_record and vault_db.remove_record(client, where):
+        removed = True
+        result["record"] = "deleted"
     result.update(changed=revoked or removed, revoked=int(revoked), how="revoked" if revoked else "none")
     return None
 
@@ -209,6 +325,10 @@ def main():
         role=dict(type="str"),
         lease_state_file=dict(type="path"),
         lease_id=dict(type="str"),
+        lease_state_kv=dict(type="dict", options=dict(mount=dict(type="str", default="secret"),
+                                                      path=dict(type="str", required=True))),
+        issuer_token_role=dict(type="str"),
+        renew_below=dict(type="int"),
         revoke_prefix=dict(type="str"),
         min_ttl=dict(type="int", default=600),
         reuse=dict(type="bool", default=True),

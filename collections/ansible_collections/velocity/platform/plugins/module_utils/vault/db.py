@@ -41,6 +41,7 @@ class Lease:
     password: str = field(default="", repr=False)
     role: str = ""
     mount: str = ""
+    issuer_accessor: str = ""
 
     @property
     def expires_at(self) -> float:
@@ -80,10 +81,97 @@ def remove_state(path: Optional[str]) -> bool:
     return False
 
 
-def issue(client: VaultClient, mount: str, role: str) -> Lease:
+# -- shared lease record (Vault KV v2): what another job needs to renew or revoke, never a secret ----------
+RECORD_FIELDS = ("lease_id", "role", "mount", "lease_duration", "renewable", "issued_at", "username",
+                 "issuer_accessor")
+
+
+def check_kv_record(field: str, spec) -> "tuple[str, str]":
+    """``{mount, path}`` of the shared lease record, checked before any request; returns (mount, path)."""
+    if not isinstance(spec, dict):
+        raise VaultConfigError("%s must be a mapping with path (and mount, default secret)" % field)
+    mount, path = spec.get("mount") or "secret", spec.get("path")
+    if not isinstance(mount, str) or not mount.strip("/ "):
+        raise VaultConfigError("%s.mount is empty: give the KV version 2 mount, e.g. secret" % field)
+    if not isinstance(path, str) or not path.strip("/ ") or any(part in ("", ".", "..") or part != part.strip()
+                                                               for part in path.strip("/").split("/")):
+        raise VaultConfigError("%s.path %r is not a KV path: give one like velocity/leases/app" % (field, path))
+    return mount.strip("/"), path.strip("/")
+
+
+def record_of(lease: Lease) -> dict:
+    """The shared record: lease id, role, expiry, the issuing token's accessor. No password, no token."""
+    out = {name: getattr(lease, name) for name in RECORD_FIELDS}
+    out["expires_at"] = int(lease.expires_at)
+    return out
+
+
+def same_record(a: Lease, b: Lease, slack: int = 60) -> bool:
+    """Same lease and an expiry within ``slack`` seconds: a reuse (which re-reads the TTL) is not a change."""
+    keep = ("lease_id", "role", "mount", "username", "issuer_accessor", "renewable")
+    return (all(getattr(a, k) == getattr(b, k) for k in keep)
+            and abs(int(a.expires_at) - int(b.expires_at)) <= slack)
+
+
+def load_record(client: VaultClient, where: "Optional[tuple[str, str]]") -> Optional[Lease]:
+    """The lease recorded at ``where`` (mount, path), or None when there is none (never written or deleted)."""
+    if not where:
+        return None
+    mount, path = where
+    result = client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.read_secret_version, path=path,
+                         mount_point=mount, raise_on_deleted_version=True, allow_404=True)
+    data = ((result or {}).get("data") or {}).get("data")
+    if not isinstance(data, dict) or not data.get("lease_id"):
+        return None
+    try:
+        return Lease(**{name: data[name] for name in RECORD_FIELDS if name in data})
+    except TypeError:
+        return None
+
+
+def save_record(client: VaultClient, where: "Optional[tuple[str, str]]", lease: Lease, slack: int = 60) -> bool:
+    """Write the record when it differs from what is there (a reused lease whose expiry moved by less than
+    ``slack`` seconds is not rewritten; a renewal passes 0)."""
+    if not where:
+        return False
+    current = load_record(client, where)
+    if current is not None and same_record(current, lease, slack):
+        return False
+    mount, path = where
+    client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.create_or_update_secret, path=path,
+                secret=record_of(lease), mount_point=mount)
+    return True
+
+
+def remove_record(client: VaultClient, where: "Optional[tuple[str, str]]") -> bool:
+    """Delete the record's latest version (KV v2 soft delete); False when there was none."""
+    if not where or load_record(client, where) is None:
+        return False
+    mount, path = where
+    client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.delete_latest_version_of_secret,
+                path=path, mount_point=mount)
+    return True
+
+
+def issue(client: VaultClient, mount: str, role: str, issuer_token_role: Optional[str] = None) -> Lease:
+    """A new lease. With ``issuer_token_role`` the credentials are read with an orphan token created from that
+    token role, so the lease no longer dies with the task's login token (it lives until the orphan token's
+    explicit max TTL); the orphan token is used for this one read and never stored, only its accessor is kept."""
     mount = mount.strip("/")
-    result = client.call("%s/creds/%s" % (mount, role), client.hvac.secrets.database.generate_credentials,
-                         name=role, mount_point=mount) or {}
+    accessor = ""
+    login_token = client.token
+    if issuer_token_role:
+        auth = (client.call("auth/token/create/%s" % issuer_token_role, client.hvac.auth.token.create,
+                            role_name=issuer_token_role) or {}).get("auth") or {}
+        if not auth.get("client_token"):
+            raise VaultConfigError("auth/token/create/%s returned no token; is it a token role?" % issuer_token_role)
+        accessor = auth.get("accessor") or ""
+        client.token = auth["client_token"]
+    try:
+        result = client.call("%s/creds/%s" % (mount, role), client.hvac.secrets.database.generate_credentials,
+                             name=role, mount_point=mount) or {}
+    finally:
+        client.token = login_token
     data = result.get("data") or {}
     if not data.get("username") or not data.get("password"):
         raise VaultConfigError("'%s/creds/%s' returned no username/password; is it a database role?" % (mount, role))
@@ -96,6 +184,7 @@ def issue(client: VaultClient, mount: str, role: str) -> Lease:
         password=data["password"],
         role=role,
         mount=mount,
+        issuer_accessor=accessor,
     )
 
 
@@ -140,7 +229,8 @@ def revoke_prefix(client: VaultClient, prefix: str, check_mode: bool = False) ->
 
 
 def ensure(client: VaultClient, mount: str, role: str, state_file: Optional[str], min_ttl: int = 300,
-           reuse: bool = True, check_mode: bool = False) -> "tuple[Lease | None, bool, str]":
+           reuse: bool = True, check_mode: bool = False, issuer_token_role: Optional[str] = None,
+           ) -> "tuple[Lease | None, bool, str]":
     """Return (lease, changed, how) where how is 'reused', 'renewed' or 'issued'.
 
     Reuse requires the state file, the same mount/role, and a lease that Vault
@@ -167,7 +257,7 @@ def ensure(client: VaultClient, mount: str, role: str, state_file: Optional[str]
                     pass
     if check_mode:
         return None, True, "issued"
-    lease = issue(client, mount, role)
+    lease = issue(client, mount, role, issuer_token_role)
     save_state(state_file, lease)
     if previous and previous.lease_id != lease.lease_id:
         try:
@@ -175,6 +265,11 @@ def ensure(client: VaultClient, mount: str, role: str, state_file: Optional[str]
         except VaultError:
             pass  # best effort: it expires at its TTL anyway
     return lease, True, "issued"
+
+
+def check_token_role(field: str, role) -> None:
+    if role is not None:
+        check_role(field, role)
 
 
 def check_role(field: str, role) -> None:
