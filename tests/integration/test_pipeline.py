@@ -115,8 +115,11 @@ def test_no_secret_of_the_run_leaks_anywhere(pipeline_runs, k8s_cluster):
         places[listing.__name__] = json.dumps(api.sanitize_for_serialization(listing("velocity")))
     leaks = [(where, s[:4] + "...") for where, text in places.items() for s in secrets if s in text]
     assert leaks == []
-    # The Secret itself holds them (base64), as it must.
-    secret = core.read_namespaced_secret("velocity-app-secrets", "velocity")
+    # The Secret the pods name (content-addressed: velocity-app-secrets-<hash>) holds them (base64), as it must.
+    env_from = apps.read_namespaced_deployment("velocity-app", "velocity").spec.template.spec.containers[0].env_from
+    secret_name = next(s.secret_ref.name for s in env_from if s.secret_ref)
+    assert secret_name.startswith("velocity-app-secrets-") and not any(s in secret_name for s in secrets)
+    secret = core.read_namespaced_secret(secret_name, "velocity")
     assert set(secret.data) >= {"SECRET_KEY", "DATABASE_URL"}
 
 

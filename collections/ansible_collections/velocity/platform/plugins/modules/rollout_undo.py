@@ -23,7 +23,19 @@ description:
   - A revision that does not exist fails with the list of revisions the cluster keeps (C(revisionHistoryLimit)).
   - The controller gives the restored template a new revision number (the old one disappears from the history);
     the module returns both.
-  - In check mode, the target is resolved and C(changed) predicted; nothing is patched.
+  - In check mode, the target is resolved and C(changed) predicted (the credential check below included);
+    nothing is patched.
+  - B(The whole release comes back.) The deploy role names the ConfigMap and the Secret by a hash of their data
+    (C(velocity.dev/release-config) label) and keeps them while a revision names them, so restoring a revision's
+    pod template also restores the configuration and the credentials that revision ran with.
+  - B(Dead credentials are refused, not restored.) Before changing anything the module reads the Secrets the
+    target revision names. When one is gone, or its recorded Vault lease (annotation
+    C(velocity.dev/vault-lease-expires-at), written by the deploy role from the secrets stage's lease) has
+    expired, the task fails naming the revision, the Secret and the lease, and says what to do: deploy that
+    release again, so that the secrets stage issues fresh credentials. Renewing is not possible past a lease's
+    expiry, and re-issuing here would need the Vault login and the URL template of the secrets stage, so the
+    module refuses. A lease revoked before its expiry is not visible in the cluster; the rollback role looks it
+    up in Vault first when given a Vault login (see its README). O(allow_expired_credentials=true) overrides.
 author:
   - Velocity platform team (@velocity)
 options:
@@ -61,6 +73,12 @@ options:
     description: Take over template fields owned by another field manager (a rollback must win, hence the default).
     type: bool
     default: true
+  allow_expired_credentials:
+    description:
+      - Restore the target revision even when a Secret it names records an expired Vault lease (or is gone).
+      - Only when you know the credentials still work (the lease was renewed past the recorded expiry).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - velocity.platform.k8s
   - velocity.platform.k8s.attributes
@@ -127,6 +145,15 @@ duration_s:
   description: Seconds the rollback and the wait took.
   returned: success
   type: float
+credentials:
+  description:
+    - The Vault leases recorded on the Secrets the target revision names (no credential values).
+    - C(expires_at) is the annotation as written by the deploy role (RFC 3339, UTC).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{secret: velocity-app-secrets-5f0c2a91de, exists: true, lease_id: "database/creds/velocity-app/AbC",
+            expires_at: "2026-12-03T08:00:00Z"}]
 """
 
 import time
@@ -141,7 +168,9 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s.client impor
 )
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.rollout import (
     RolloutError,
+    credential_problem,
     history,
+    lease_records,
     owned_replicasets,
     pick_target,
     revision_of,
@@ -165,6 +194,7 @@ def main():
         wait_timeout=dict(type="int", default=300),
         poll_interval=dict(type="float", default=1.0),
         force=dict(type="bool", default=True),
+        allow_expired_credentials=dict(type="bool", default=False),
         field_manager=dict(type="str", default="velocity"),
     )
     module = k8s_module(argument_spec, supports_check_mode=True)
@@ -187,14 +217,21 @@ def main():
         if deployment is None:
             module.fail_json(msg="%s does not exist" % label)
         before_rev = revision_of(deployment)
+        check_credentials = not params["allow_expired_credentials"]
         if module.check_mode:
             replicasets = owned_replicasets(client, deployment)
             target = pick_target(replicasets, deployment, params["to_revision"])
             changed = not same_template(target["spec"]["template"], deployment["spec"]["template"])
+            if changed and check_credentials:
+                problem = credential_problem(client, deployment, target)
+                if problem:
+                    raise RolloutError(problem)
             module.exit_json(changed=changed, revision_before=before_rev, restored_revision=revision_of(target),
                              revision=before_rev, images=images_of(deployment["spec"]["template"]),
-                             history=history(client, deployment), duration_s=0.0)
-        changed, target, _rs = undo(client, deployment, to_revision=params["to_revision"], force=params["force"])
+                             history=history(client, deployment), duration_s=0.0,
+                             credentials=lease_records(client, params["namespace"], target["spec"]["template"]))
+        changed, target, _rs = undo(client, deployment, to_revision=params["to_revision"], force=params["force"],
+                                    check_credentials=check_credentials)
         current = client.get("apps/v1", "Deployment", params["name"], params["namespace"])
         if params["wait"]:
             waiter = Waiter(timeout=params["wait_timeout"], interval=params["poll_interval"])
@@ -209,6 +246,7 @@ def main():
             images=images_of(current["spec"]["template"]),
             history=history(client, current),
             duration_s=round(time.monotonic() - started, 3),
+            credentials=lease_records(client, params["namespace"], target["spec"]["template"]),
         )
         if module._diff and changed:
             result["diff"] = {

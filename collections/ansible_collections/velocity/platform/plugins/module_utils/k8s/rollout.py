@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import time
+from datetime import datetime, timezone
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.objects import (
     extract_owned,
@@ -32,8 +34,146 @@ CONTROLLER_ANNOTATIONS = (
 )
 
 
+# Whole-release rollback: the deploy role names the ConfigMap and the Secret by a hash of their data and labels
+# them with this label (value: the app's name), so each ReplicaSet names its own configuration.
+RELEASE_CONFIG_LABEL = "velocity.dev/release-config"
+# Written on the Secret by the deploy role from the secrets stage's result (never the credentials themselves).
+LEASE_ID_ANNOTATION = "velocity.dev/vault-lease-id"
+LEASE_EXPIRES_ANNOTATION = "velocity.dev/vault-lease-expires-at"
+
+
 class RolloutError(Exception):
     pass
+
+
+def config_refs(pod_spec, pull_secrets=True):
+    """(ConfigMap names, Secret names) a pod spec reads: envFrom, env valueFrom, volumes (also projected),
+    and with pull_secrets its imagePullSecrets."""
+    config_maps, secrets = set(), set()
+    spec = pod_spec or {}
+    containers = (spec.get("containers") or []) + (spec.get("initContainers") or []) + (
+        spec.get("ephemeralContainers") or [])
+    for container in containers:
+        for source in container.get("envFrom") or []:
+            if (source.get("configMapRef") or {}).get("name"):
+                config_maps.add(source["configMapRef"]["name"])
+            if (source.get("secretRef") or {}).get("name"):
+                secrets.add(source["secretRef"]["name"])
+        for env in container.get("env") or []:
+            value_from = env.get("valueFrom") or {}
+            if (value_from.get("configMapKeyRef") or {}).get("name"):
+                config_maps.add(value_from["configMapKeyRef"]["name"])
+            if (value_from.get("secretKeyRef") or {}).get("name"):
+                secrets.add(value_from["secretKeyRef"]["name"])
+    for volume in spec.get("volumes") or []:
+        if (volume.get("configMap") or {}).get("name"):
+            config_maps.add(volume["configMap"]["name"])
+        if (volume.get("secret") or {}).get("secretName"):
+            secrets.add(volume["secret"]["secretName"])
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if (source.get("configMap") or {}).get("name"):
+                config_maps.add(source["configMap"]["name"])
+            if (source.get("secret") or {}).get("name"):
+                secrets.add(source["secret"]["name"])
+    for pull in (spec.get("imagePullSecrets") or []) if pull_secrets else []:
+        if pull.get("name"):
+            secrets.add(pull["name"])
+    return config_maps, secrets
+
+
+def _pod_spec_of(obj):
+    if obj.get("kind") == "Pod":
+        return obj.get("spec") or {}
+    return (((obj.get("spec") or {}).get("template") or {}).get("spec")) or {}
+
+
+def referenced_configs(client, namespace):
+    """(ConfigMap names, Secret names) named by any Deployment, ReplicaSet, Job or Pod of the namespace."""
+    config_maps, secrets = set(), set()
+    for api_version, kind in (("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("batch/v1", "Job"),
+                              ("v1", "Pod")):
+        for obj in client.list(api_version, kind, namespace=namespace):
+            obj.setdefault("kind", kind)
+            cms, secs = config_refs(_pod_spec_of(obj))
+            config_maps |= cms
+            secrets |= secs
+    return config_maps, secrets
+
+
+def prune_candidates(client, namespace, app, keep=()):
+    """Release configurations (label RELEASE_CONFIG_LABEL=app) no workload names any more.
+
+    Returns (to_delete, kept): lists of {kind, name}. A ConfigMap or Secret is kept while any Deployment,
+    ReplicaSet (the Deployment's history, as long as revisionHistoryLimit keeps it), Job or Pod names it."""
+    config_maps, secrets = referenced_configs(client, namespace)
+    keep = set(keep or ())
+    to_delete, kept = [], []
+    for kind, named in (("ConfigMap", config_maps), ("Secret", secrets)):
+        items = client.list("v1", kind, namespace=namespace, label_selector="%s=%s" % (RELEASE_CONFIG_LABEL, app))
+        for obj in sorted(items, key=lambda o: o["metadata"]["name"]):
+            name = obj["metadata"]["name"]
+            entry = {"kind": kind, "name": name}
+            (kept if name in named or name in keep else to_delete).append(entry)
+    return to_delete, kept
+
+
+def _parse_expiry(raw):
+    raw = str(raw or "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def lease_records(client, namespace, template):
+    """The Vault leases recorded on the Secrets a pod template names: [{secret, lease_id, expires_at, exists}]."""
+    _cms, secrets = config_refs((template or {}).get("spec") or {}, pull_secrets=False)
+    records = []
+    for name in sorted(secrets):
+        secret = client.get("v1", "Secret", name, namespace)
+        if secret is None:
+            records.append({"secret": name, "exists": False, "lease_id": None, "expires_at": None})
+            continue
+        anns = secret["metadata"].get("annotations") or {}
+        if LEASE_ID_ANNOTATION not in anns and LEASE_EXPIRES_ANNOTATION not in anns:
+            continue
+        records.append({"secret": name, "exists": True, "lease_id": anns.get(LEASE_ID_ANNOTATION),
+                        "expires_at": anns.get(LEASE_EXPIRES_ANNOTATION)})
+    return records
+
+
+def credential_problem(client, deployment, target_rs, now=None, margin=0):
+    """Why restoring target_rs would start pods with dead credentials, or None.
+
+    Dead: a Secret the revision names is gone, or its recorded Vault lease (LEASE_EXPIRES_ANNOTATION, written by
+    the deploy role from the secrets stage) expires within `margin` seconds. A revoked lease is not visible here
+    (that needs Vault: the rollback role looks the lease up when given a Vault login)."""
+    now = time.time() if now is None else now
+    namespace = deployment["metadata"].get("namespace")
+    template = (target_rs.get("spec") or {}).get("template") or {}
+    for record in lease_records(client, namespace, template):
+        if not record["exists"]:
+            return ("refusing to roll %s back to revision %s: the Secret %s it names is gone (pruned or deleted), "
+                    "so its pods could not start. Deploy that release again instead (the secrets stage issues "
+                    "fresh credentials)." % (ref(deployment), revision_of(target_rs), record["secret"]))
+        expires = _parse_expiry(record["expires_at"])
+        if expires is not None and expires - margin <= now:
+            when = datetime.fromtimestamp(expires, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return ("refusing to roll %s back to revision %s: its Secret %s carries database credentials of Vault "
+                    "lease %s, which expired at %s (%d s ago); restoring it would start pods with dead "
+                    "credentials. Deploy that revision's release again instead: the secrets stage issues fresh "
+                    "credentials and the deploy writes them into a new Secret (playbooks/site.yml with that "
+                    "image and configuration). If the lease was renewed in Vault past the recorded expiry, set "
+                    "allow_expired_credentials=true (rollback role: rollback_allow_expired_credentials=true)."
+                    % (ref(deployment), revision_of(target_rs), record["secret"], record["lease_id"] or "(unknown)",
+                       when, int(now - expires)))
+    return None
 
 
 def revisions_of(rs):
@@ -153,12 +293,19 @@ def rollback_body(deployment, target_rs, field_manager):
     return body
 
 
-def undo(client, deployment, to_revision=0, force=True):
-    """Point the Deployment at the target revision's template. Returns (changed, target_rs, replicasets)."""
+def undo(client, deployment, to_revision=0, force=True, check_credentials=True):
+    """Point the Deployment at the target revision's template. Returns (changed, target_rs, replicasets).
+
+    With check_credentials, refuses (RolloutError) a revision whose Secret is gone or whose recorded Vault
+    lease has expired: the automatic rollback of manifest_apply and rollout_undo both go through here."""
     replicasets = owned_replicasets(client, deployment)
     target = pick_target(replicasets, deployment, to_revision)
     if same_template(target["spec"]["template"], deployment["spec"]["template"]):
         return False, target, replicasets
+    if check_credentials:
+        problem = credential_problem(client, deployment, target)
+        if problem:
+            raise RolloutError(problem)
     body = rollback_body(deployment, target, client.field_manager)
     if body is not None:
         client.apply(body, force=force)

@@ -102,3 +102,95 @@ def test_conflicts_are_parsed_into_field_and_manager():
 def test_conflict_cause_without_field_in_the_message():
     causes = [{"reason": "FieldManagerConflict", "message": 'conflict with "x-other"', "field": ".data.k"}]
     assert parse_conflicts(causes) == [{"field": ".data.k", "manager": "x-other", "api_version": ""}]
+
+
+def pod_spec(config_map, secret):
+    return {"containers": [{"name": "app", "image": "i",
+                            "envFrom": [{"configMapRef": {"name": config_map}}, {"secretRef": {"name": secret}}],
+                            "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "other", "key": "k"}}}]}],
+            "volumes": [{"name": "v", "projected": {"sources": [{"configMap": {"name": "proj"}}]}}],
+            "imagePullSecrets": [{"name": "pull"}]}
+
+
+def test_config_refs_reads_env_from_env_volumes_and_pull_secrets():
+    cms, secrets = r.config_refs(pod_spec("cm-1", "sec-1"))
+    assert cms == {"cm-1", "proj"} and secrets == {"sec-1", "other", "pull"}
+    assert r.config_refs(pod_spec("cm-1", "sec-1"), pull_secrets=False)[1] == {"sec-1", "other"}
+
+
+class NamespaceClient:
+    """Lists by kind (and the release-config label), gets Secrets by name."""
+
+    def __init__(self, objects):
+        self.objects = objects
+
+    def list(self, api_version, kind, namespace=None, label_selector=None):
+        items = [o for o in self.objects if o["kind"] == kind]
+        if label_selector:
+            name, value = label_selector.split("=")
+            items = [o for o in items if (o["metadata"].get("labels") or {}).get(name) == value]
+        return items
+
+    def get(self, api_version, kind, name, namespace=None):
+        return next((o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name), None)
+
+
+def labelled(kind, name, annotations=None):
+    return {"kind": kind, "metadata": {"name": name, "labels": {r.RELEASE_CONFIG_LABEL: "app"},
+                                       "annotations": annotations or {}}}
+
+
+def test_prune_keeps_what_any_replicaset_names_and_what_is_listed():
+    objects = [
+        {"kind": "ReplicaSet", "metadata": {"name": "rs1"}, "spec": {"template": {"spec": pod_spec("cm-1", "sec-1")}}},
+        {"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": pod_spec("cm-2", "sec-2")}}},
+        labelled("ConfigMap", "cm-1"), labelled("ConfigMap", "cm-2"), labelled("ConfigMap", "cm-old"),
+        labelled("ConfigMap", "cm-new"), labelled("Secret", "sec-1"), labelled("Secret", "sec-2"),
+        labelled("Secret", "sec-old"),
+        {"kind": "ConfigMap", "metadata": {"name": "unlabelled"}},
+    ]
+    to_delete, kept = r.prune_candidates(NamespaceClient(objects), "ns", "app", keep=["cm-new"])
+    assert to_delete == [{"kind": "ConfigMap", "name": "cm-old"}, {"kind": "Secret", "name": "sec-old"}]
+    assert {e["name"] for e in kept} == {"cm-1", "cm-2", "cm-new", "sec-1", "sec-2"}
+
+
+def target_rs(secret):
+    return {"metadata": {"name": "a-1", "annotations": {r.REVISION_ANNOTATION: "1"}},
+            "spec": {"template": {"spec": pod_spec("cm-1", secret)}}}
+
+
+def test_an_expired_lease_or_a_missing_secret_is_refused_naming_revision_secret_and_lease():
+    expired = labelled("Secret", "sec-1", {r.LEASE_ID_ANNOTATION: "database/creds/app/L1",
+                                           r.LEASE_EXPIRES_ANNOTATION: "2026-01-01T00:00:00Z"})
+    other = {"kind": "Secret", "metadata": {"name": "other"}}
+    client = NamespaceClient([expired, other])
+    problem = r.credential_problem(client, DEPLOY, target_rs("sec-1"), now=1767225600 + 60)
+    assert "revision 1" in problem and "sec-1" in problem and "database/creds/app/L1" in problem
+    assert "expired at 2026-01-01T00:00:00Z (60 s ago)" in problem
+    assert r.credential_problem(client, DEPLOY, target_rs("sec-1"), now=1767225600 - 60) is None
+    assert "sec-gone" in r.credential_problem(client, DEPLOY, target_rs("sec-gone"))
+    # A Secret without a recorded lease (credentials not from Vault) is not judged.
+    assert r.credential_problem(NamespaceClient([labelled("Secret", "sec-1"), other]), DEPLOY,
+                                target_rs("sec-1")) is None
+
+
+def test_undo_refuses_dead_credentials_unless_told_otherwise():
+    expired = labelled("Secret", "sec-1", {r.LEASE_ID_ANNOTATION: "L1", r.LEASE_EXPIRES_ANNOTATION: "1000"})
+
+    class Client(FakeClient, NamespaceClient):
+        def __init__(self):
+            FakeClient.__init__(self, HISTORY)
+            self.objects = [expired, {"kind": "Secret", "metadata": {"name": "other"}}]
+
+        def list(self, api_version, kind, namespace=None, label_selector=None):
+            return self.replicasets
+
+    history = [rs(1, "i:1"), rs(2, "i:2"), rs(3, "i:3")]
+    history[0]["spec"]["template"]["spec"] = pod_spec("cm-1", "sec-1")
+    client = Client()
+    client.replicasets = history
+    with pytest.raises(r.RolloutError, match=r"refusing to roll Deployment ns/a back to revision 1.*lease L1"):
+        r.undo(client, DEPLOY, to_revision=1)
+    assert client.applied == []
+    changed, _t, _rs = r.undo(client, DEPLOY, to_revision=1, check_credentials=False)
+    assert changed and len(client.applied) == 1
