@@ -152,3 +152,48 @@ def test_schedule_keeps_lease_alive_past_its_ttl(vault, postgres, playbook, shor
     stopped_at = time.time()
     _wait_dropped(postgres, creds, stopped_at + TTL + 90)
     assert _expire_time(vault, lease_id) is None
+
+
+def _renew_playbook(record: str, *extra: str) -> subprocess.CompletedProcess:
+    """playbooks/renew.yml as a scheduled job runs it: local inventory, the app's AppRole login."""
+    return subprocess.run([str(ROOT / "scripts" / "in-venv"), "ansible-playbook", "playbooks/renew.yml",
+                           "-e", f"renew_lease_record_path={record}", *extra],
+                          cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_secrets_stage_lease_renewed_and_revoked_by_other_jobs(vault, postgres, playbook, tmp_path):
+    """The secrets stage (vault_secrets, no lease file: an AWX EE) records the lease; renew.yml renews it only
+    when it runs short; another job revokes it through the record; renew.yml then says to re-issue."""
+    record = f"velocity/leases/sr-{uuid.uuid4().hex[:8]}"
+    login = vault.app_token()
+    stage, _ = playbook.module("vault_secrets", {
+        "url": vault.addr, "token": login, "return_values": True,
+        "database": {"role": "velocity-app", "url_template": "postgresql://{username}:{password}@h/d",
+                     "lease_state_kv": {"path": record}, "issuer_token_role": "velocity-db-lease"}})
+    assert stage.get("changed") and stage["database"]["how"] == "issued", stage.get("msg")
+    lease_id = stage["database"]["lease_id"]
+    assert stage["database"]["issuer_accessor"]
+    try:
+        with vault.client() as c:
+            stored = c.read(f"secret/data/{record}")["data"]["data"]
+            c.write("auth/token/revoke", {"token": login})  # the stage's login ends; the lease does not
+        assert stored["lease_id"] == lease_id and "password" not in stored
+        assert _expire_time(vault, lease_id) is not None
+
+        forced = _renew_playbook(record, "-e", "renew_below=100000")
+        assert forced.returncode == 0 and "renewed: " + lease_id in forced.stdout, forced.stdout[-2000:]
+        idle = _renew_playbook(record)  # 3600 s left > min_ttl 600 + interval 900: nothing to do
+        assert idle.returncode == 0 and "current: " + lease_id in idle.stdout, idle.stdout[-2000:]
+        assert "changed=0" in idle.stdout
+
+        gone, _ = playbook.module("vault_db_credentials", {
+            "url": vault.addr, "token": vault.app_token(), "state": "absent", "lease_state_kv": {"path": record}})
+        assert gone["changed"] and gone["revoked"] == 1 and gone["record"] == "deleted", gone.get("msg")
+        assert _expire_time(vault, lease_id) is None
+        after = _renew_playbook(record)
+        assert after.returncode != 0 and "state=present" in after.stdout, after.stdout[-2000:]
+    finally:
+        with vault.client() as c:
+            if _expire_time(vault, lease_id) is not None:
+                c.write("sys/leases/revoke", {"lease_id": lease_id})
+            c.delete(f"secret/metadata/{record}")

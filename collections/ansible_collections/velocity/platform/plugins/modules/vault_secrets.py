@@ -92,6 +92,26 @@ options:
         description: Reuse a still-valid remembered lease.
         type: bool
         default: true
+      lease_state_kv:
+        description:
+          - Shared record of the lease in Vault KV version 2 (lease id, role, expiry, the issuing token's accessor;
+            never the password or a token), written when it changes, so that a job elsewhere (C(playbooks/renew.yml)
+            on a schedule, an AWX job) renews or revokes it with M(velocity.platform.vault_db_credentials).
+        type: dict
+        suboptions:
+          mount:
+            description: KV version 2 mount.
+            type: str
+            default: secret
+          path:
+            description: Path of the record, for example V(velocity/leases/app).
+            type: str
+            required: true
+      issuer_token_role:
+        description:
+          - Token role whose orphan token reads new credentials, so the lease outlives the login token (see
+            M(velocity.platform.vault_db_credentials) O(velocity.platform.vault_db_credentials#module:issuer_token_role)).
+        type: str
   env_file:
     description:
       - File to write the variables to (mode 0600, atomic). Nothing is written when unset.

@@ -36,6 +36,9 @@ SECRETS_ARGUMENT_SPEC = vault_argument_spec(
         lease_state_file=dict(type="path"),
         min_ttl=dict(type="int", default=600),
         reuse=dict(type="bool", default=True),
+        lease_state_kv=dict(type="dict", options=dict(mount=dict(type="str", default="secret"),
+                                                      path=dict(type="str", required=True))),
+        issuer_token_role=dict(type="str"),
     )),
     env_file=dict(type="path"),
     env_file_format=dict(type="str", default="docker", choices=["docker", "shell"]),
@@ -69,6 +72,9 @@ def validate(params: dict) -> list:
         if db["env"] in (params["secrets"] or {}):
             raise vault_client.VaultConfigError(
                 "database.env %s is also a key of secrets; use one or the other" % db["env"])
+        if db.get("lease_state_kv") is not None:
+            vault_db.check_kv_record("database.lease_state_kv", db["lease_state_kv"])
+        vault_db.check_token_role("database.issuer_token_role", db.get("issuer_token_role"))
         if db["min_ttl"] < 0:
             raise vault_client.VaultConfigError("database.min_ttl must be 0 or more seconds, not %d" % db["min_ttl"])
     if params["max_workers"] < 1:
@@ -107,8 +113,14 @@ def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "
         if params["database"]:
             db = params["database"]
             lease, issued, how = vault_db.ensure(client, db["mount"], db["role"], db["lease_state_file"],
-                                                 db["min_ttl"], db["reuse"], check_mode)
+                                                 db["min_ttl"], db["reuse"], check_mode,
+                                                 db.get("issuer_token_role"))
             result["changed"] = issued
+            if db.get("lease_state_kv") and lease is not None and not check_mode:
+                # The shared record (no password) lets a job elsewhere renew or revoke this lease.
+                where = vault_db.check_kv_record("database.lease_state_kv", db["lease_state_kv"])
+                if vault_db.save_record(client, where, lease):
+                    result["changed"] = True
             if lease is None:
                 pending_db = True
                 result["database"] = {"how": "would issue"}
