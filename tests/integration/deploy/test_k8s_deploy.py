@@ -1,8 +1,14 @@
-"""manifest_apply's logic against the real local control plane (kwok nodes)."""
+"""manifest_apply's logic against the real local control plane.
+
+Objects that only need the API server (conflicts, check mode, re-apply) land on the kwok nodes. Failures use
+real causes on the real node (hack/k8s/node.sh): the failing PreSync hook's container really exits 2, with the
+node's `velocity.local/nettest:1` image (imported at node start, imagePullPolicy Never). No test here needs a
+kwok-simulated failure (the `velocity.dev/simulate` labels) any more; the failed rollouts themselves are in
+test_real_failures.py.
+"""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -38,6 +44,39 @@ def presync_job(labels=None, deadline=5):
                                   "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x"}]}}}}
 
 
+NETTEST = "velocity.local/nettest:1"
+ON_REAL_NODE = {
+    "nodeSelector": {"velocity.dev/node": "real"},
+    "tolerations": [{"key": "velocity.dev/real-node", "operator": "Equal", "value": "true", "effect": "NoSchedule"}],
+}
+
+
+def real_job(name, phase, args, deadline=120):
+    """A hook Job whose container really runs on the real node: `nettest ARGS` (`serve -h` exits 0, an unknown
+    command exits 2)."""
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "annotations": {"argocd.argoproj.io/hook": phase}},
+            "spec": {"backoffLimit": 0, "activeDeadlineSeconds": deadline,
+                     "template": {"spec": {**ON_REAL_NODE, "restartPolicy": "Never",
+                                           "terminationGracePeriodSeconds": 1,
+                                           "containers": [{"name": "m", "image": NETTEST, "imagePullPolicy": "Never",
+                                                           "args": list(args)}]}}}}
+
+
+def real_deployment(image=NETTEST, pull_policy="Never"):
+    """One replica of nettest serving on the real node, Ready through its real readiness probe."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "a", "annotations": {"argocd.argoproj.io/sync-wave": "1"}},
+            "spec": {"replicas": 1, "progressDeadlineSeconds": 60, "selector": {"matchLabels": {"app": "a"}},
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                     "template": {"metadata": {"labels": {"app": "a"}},
+                                  "spec": {**ON_REAL_NODE, "terminationGracePeriodSeconds": 1, "containers": [{
+                                      "name": "app", "image": image, "imagePullPolicy": pull_policy,
+                                      "args": ["serve", "-addr", ":8080"],
+                                      "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080},
+                                                         "periodSeconds": 1}}]}}}}
+
+
 def run(client, namespace, objs, **kwargs):
     return Deployer(client, poll_interval=0.5, **kwargs).run(prepare(client, objs, namespace))
 
@@ -51,14 +90,16 @@ def test_kwok_completes_hook_jobs_and_reapply_is_unchanged(client, namespace):
 
 
 def test_failed_presync_hook_fails_fast_and_leaves_the_workload_alone(client, namespace):
+    """The migration's container really crashes (exit code 2) on the real node: the Job fails (backoffLimit 0)."""
     run(client, namespace, [deployment("i:1")])
-    started = time.monotonic()
     with pytest.raises(DeployFailed) as failure:
-        run(client, namespace, [deployment("i:2"), presync_job({"velocity.dev/simulate": "crash"}, deadline=3)],
-            hook_timeout=120)
-    assert time.monotonic() - started < 60  # the Job's Failed condition stops the wait, not the timeout
-    assert "job failed (DeadlineExceeded)" in failure.value.message
-    assert "the workloads were not changed" in failure.value.message
+        run(client, namespace, [deployment("i:2"), real_job("migrate", "PreSync", ["crash-on-start"])],
+            hook_timeout=300)
+    message = failure.value.message
+    # The Job's Failed condition stopped the wait, not the hook timeout; the pod's exit code says why.
+    assert "job failed (BackoffLimitExceeded)" in message, message
+    assert "container m terminated: Error, exit code 2" in message, message
+    assert "the workloads were not changed" in message
     live = client.get("apps/v1", "Deployment", "a", namespace)
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "i:1"
 

@@ -1,12 +1,18 @@
 """Sets as upstream install files are written, against the real API server (kwok nodes for the pods):
-a set that creates its own Namespace and CRD, Argo CD-managed objects refused, SyncFail hooks run."""
+a set that creates its own Namespace and CRD, Argo CD-managed objects refused. The SyncFail test runs on the
+real node (hack/k8s/node.sh) with a real cause: release 2's image is not in the registry (ErrImagePull), and
+the SyncFail hook's container really runs."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
-from test_k8s_deploy import deployment  # same folder (no __init__.py: pytest puts it on sys.path)
+from test_k8s_deploy import (  # same folder (no __init__.py: pytest puts it on sys.path)
+    deployment,
+    real_deployment,
+    real_job,
+)
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.apply import Deployer, DeployFailed, prepare
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sClient
@@ -114,25 +120,25 @@ def test_objects_managed_by_argo_cd_are_refused_naming_the_application(client, t
     assert client.get("v1", "ConfigMap", "owned", ns)["data"] == {"k": "ours"}
 
 
-def syncfail_job():
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": "notify-failure", "annotations": {"argocd.argoproj.io/hook": "SyncFail"}},
-            "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
-                                                              "containers": [{"name": "n", "image": "x"}]}}}}
-
-
 def test_a_failed_sync_runs_its_syncfail_hook(client, tag, cleanup):
     ns_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "it-syncfail-" + tag}}
     client.apply(ns_obj)
     cleanup.append(ns_obj)
     ns = ns_obj["metadata"]["name"]
-    run(client, [deployment("i:1"), syncfail_job()], namespace=ns)
+    notify = real_job("notify-failure", "SyncFail", ["serve", "-h"])  # runs, prints its usage, exits 0
+    run(client, [real_deployment(), notify], namespace=ns, wait_timeout=120)
     assert client.get("batch/v1", "Job", "notify-failure", ns) is None, "SyncFail ran on a successful sync"
 
+    missing = real_deployment("127.0.0.1:5000/velocity/does-not-exist:" + tag, pull_policy="IfNotPresent")
     with pytest.raises(DeployFailed) as failure:
-        run(client, [deployment("i:2", {"velocity.dev/simulate": "never-ready"}), syncfail_job()], namespace=ns,
-            wait_timeout=60)
-    assert "SyncFail hook(s): Job %s/notify-failure succeeded" % ns in failure.value.message
+        run(client, [missing, notify], namespace=ns, wait_timeout=300, hook_timeout=120)
+    message = failure.value.message
+    assert "ErrImagePull" in message or "ImagePullBackOff" in message, message  # fail-fast, not the timeout
+    assert "rolled Deployment %s/a back from revision 2 to the template of revision 1" % ns in message, message
+    assert "SyncFail hook(s): Job %s/notify-failure succeeded" % ns in message
     assert [h["phase"] for h in failure.value.result["hooks"]] == ["SyncFail"]
     job = client.get("batch/v1", "Job", "notify-failure", ns)
-    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"].get("conditions") or [])
+    # SuccessCriteriaMet comes first (Complete follows once the pod has terminated).
+    assert any(c["type"] in ("Complete", "SuccessCriteriaMet") and c["status"] == "True"
+               for c in job["status"].get("conditions") or []), job["status"]
+    assert job["status"].get("succeeded") == 1, job["status"]
