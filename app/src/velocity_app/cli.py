@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,20 +15,34 @@ from velocity_app.config import ConfigError, load_settings
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from velocity_app.db import make_engine
+    from velocity_app.db import make_engine, schema_revision, schema_window
     from velocity_app.logs import configure_logging
     from velocity_app.migrate import downgrade, upgrade
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.service_name, settings.secret_values())
     engine = make_engine(settings)
+    started = time.monotonic()
     try:
+        before = schema_revision(engine)
         if args.revision.startswith("-") or args.downgrade:
             downgrade(engine, args.revision)
         else:
             upgrade(engine, args.revision)
+        after, window = schema_revision(engine), schema_window(engine)
     finally:
         engine.dispose()
+    # One line for the Job's log: where the schema went and which code heads may now serve.
+    print(json.dumps({"migrated": {"from": before, "to": after}, "schema_window": window,
+                      "duration_s": round(time.monotonic() - started, 3)}))
+    return 0
+
+
+def _schema_info(_args: argparse.Namespace) -> int:
+    from velocity_app.migrate import code_window, schema_head
+
+    # No database needed: read from the migrations this image ships.
+    print(json.dumps({"schema_head": schema_head(), "schema_window": list(code_window())}))
     return 0
 
 
@@ -67,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("revision", nargs="?", default="head")
     p.add_argument("--downgrade", action="store_true", help="go down to REVISION")
     p.set_defaults(func=_migrate)
+    p = sub.add_parser("schema-info", help="print this release's schema head and the window its migrations leave")
+    p.set_defaults(func=_schema_info)
     p = sub.add_parser("check-config", help="validate the environment and exit")
     p.set_defaults(func=_check_config)
     p = sub.add_parser("healthcheck", help="GET a health URL; exit 0 when it answers 200")

@@ -52,3 +52,16 @@ def schema_revision(engine: Engine) -> str | None:
         if exists is None:
             return None
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def schema_window(engine: Engine) -> list[str] | None:
+    """The code schema heads the database admits (velocity_app.migrate), newest first.
+
+    None when no migration has recorded a window yet (a database migrated before the
+    window existed): then only code exactly at the database head may serve.
+    """
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT to_regclass('public.velocity_schema_window')")).scalar() is None:
+            return None
+        rows = conn.execute(text("SELECT code_head FROM velocity_schema_window ORDER BY position")).scalars()
+        return list(rows)

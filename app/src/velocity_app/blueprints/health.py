@@ -1,4 +1,4 @@
-"""Liveness (/healthz) and readiness (/readyz: database reachable, schema current)."""
+"""Liveness (/healthz) and readiness (/readyz: database reachable, schema within the window)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from velocity_app.db import schema_revision
+from velocity_app.db import schema_revision, schema_window
 from velocity_app.logs import get_logger
-from velocity_app.migrate import schema_head
+from velocity_app.migrate import known_revisions, schema_head
 
 bp = Blueprint("health", __name__)
 log = get_logger(__name__)
@@ -29,13 +29,29 @@ def readyz() -> ResponseReturnValue:
         log.warning("readiness_failed", check="database", error=type(exc).__name__)
         return jsonify(status="unavailable", checks={"database": "unreachable"}), 503
     head = schema_head()
-    if revision != head:
-        log.warning("readiness_failed", check="schema", revision=revision, expected=head)
-        return (
-            jsonify(
-                status="unavailable",
-                checks={"database": "ok", "schema": f"at {revision or 'none'}, expected {head}: run `velocity-app migrate`"},
-            ),
-            503,
+    if revision == head:
+        return jsonify(status="ready", checks={"database": "ok", "schema": revision})
+    if revision is None or revision in known_revisions():
+        problem = f"at {revision or 'none'}, behind this release's {head}: run `velocity-app migrate`"
+        window = None
+    else:
+        # Ahead of this code: the newer release's migration recorded which code heads still run.
+        try:
+            window = schema_window(engine)
+        except SQLAlchemyError as exc:
+            log.warning("readiness_failed", check="database", error=type(exc).__name__)
+            return jsonify(status="unavailable", checks={"database": "unreachable"}), 503
+        if window is not None and head in window:
+            return jsonify(status="ready", checks={
+                "database": "ok",
+                "schema": f"at {revision}, ahead of this release's {head}, within the compatibility window",
+                "schema_window": window,
+            })
+        problem = (
+            f"at {revision}, ahead of this release's {head} and outside the compatibility window "
+            f"(it admits {', '.join(window) if window else revision + ' only'}): a migration this release "
+            f"cannot live with ran; deploy the newer release, or downgrade first with the newer image: "
+            f"`velocity-app migrate --downgrade {head}` (runbook: database-migration rollback)"
         )
-    return jsonify(status="ready", checks={"database": "ok", "schema": revision})
+    log.warning("readiness_failed", check="schema", revision=revision, expected=head, window=window)
+    return jsonify(status="unavailable", checks={"database": "ok", "schema": problem}), 503

@@ -11,6 +11,9 @@ revision = "0001_visits"
 down_revision = None
 branch_labels = None
 depends_on = None
+# Expand/contract window (velocity_app.migrate): can the code of the revision below run on
+# this schema? The first migration has nothing below it.
+compatible_with_previous = False
 
 
 def upgrade() -> None:
