@@ -50,9 +50,14 @@ description:
     runs then (Argo CD would run them, since for it the sync operation failed).
   - B(Apply.) Server-side apply (C(application/apply-patch+yaml)) under O(field_manager), without O(force) by default.
     A field-manager conflict names the object, each field and the manager that owns it.
-  - B(Wait.) Deployments fail fast when their C(Progressing) condition turns V(False) with reason
-    C(ProgressDeadlineExceeded) (set C(progressDeadlineSeconds) in the manifest); Jobs fail fast on a C(Failed)
-    condition. The failure message carries the reasons of the pods that are not ready. A hook Job whose pod waits
+  - B(Wait.) A Deployment fails fast when a pod of its new ReplicaSet (the C(pod-template-hash) of the revision
+    being rolled out; older revisions' pods never count) waits for a reason that does not clear by itself
+    (C(ErrImagePull), C(ImagePullBackOff), C(InvalidImageName), C(CreateContainerConfigError), C(ErrImageNeverPull)),
+    or is in C(CrashLoopBackOff) after it has restarted 2 times; the message names the pod, its reason, the last exit
+    code and the kubelet's latest Warning events for it (the pull error such as C(401 Unauthorized) or C(not found),
+    the back-off). A readiness that never passes ends when the C(Progressing) condition turns V(False) with reason
+    C(ProgressDeadlineExceeded) (set C(progressDeadlineSeconds) in the manifest), and the message carries the
+    readiness probe's failure event. Jobs fail fast on a C(Failed) condition. A hook Job whose pod waits
     for a reason that does not clear by itself (C(CreateContainerConfigError), C(ErrImagePull), C(ImagePullBackOff),
     C(InvalidImageName), C(ErrImageNeverPull)) fails at once with the pod's reason and message; a hook that times
     out or fails reports its pods' waiting or terminated states.
