@@ -55,6 +55,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s.rollout impo
     same_template,
     undo,
 )
+from ansible_collections.velocity.platform.plugins.module_utils.k8s.schema_window import schema_window_refusal
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.waiter import (
     PREDICATES,
     RolloutProbe,
@@ -555,6 +556,11 @@ class Deployer:
             if target is None:
                 raise RolloutError("the ReplicaSet of revision %s is gone (revisionHistoryLimit too low?)"
                                    % revision_of(before))
+            refusal = schema_window_refusal(  # a migration the previous release cannot live with
+                target["spec"]["template"], current["spec"]["template"], revision_of(target), revision_of(current),
+                [h["ref"] for h in self.result["hooks"] if h.get("result") == "succeeded"])
+            if refusal:
+                raise RolloutError(refusal)
             undo(self.client, current, to_revision=revision_of(target), force=True)
             self.waiter.wait("Deployment", lambda: self.client.get_obj(obj), ref(obj) + " (rollback)",
                              probe=RolloutProbe(self.client))
