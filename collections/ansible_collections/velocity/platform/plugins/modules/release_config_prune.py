@@ -106,12 +106,12 @@ def main():
         to_delete, kept = prune_candidates(client, params["namespace"], params["app"], keep=params["keep"])
         result.update(changed=bool(to_delete), pruned=to_delete, kept=kept)
         if module._diff and to_delete:
-            label = lambda e: "%s %s/%s" % (e["kind"], params["namespace"], e["name"])  # noqa: E731
+            labels = dict((id(e), "%s %s/%s" % (e["kind"], params["namespace"], e["name"])) for e in to_delete + kept)
             result["diff"] = {
                 "before_header": "release configurations of %s" % params["app"],
                 "after_header": "release configurations of %s" % params["app"],
-                "before": "\n".join(sorted(label(e) for e in to_delete + kept)) + "\n",
-                "after": "\n".join(sorted(label(e) for e in kept)) + "\n",
+                "before": "\n".join(sorted(labels[id(e)] for e in to_delete + kept)) + "\n",
+                "after": "\n".join(sorted(labels[id(e)] for e in kept)) + "\n",
             }
         if not module.check_mode:
             for entry in to_delete:

@@ -31,8 +31,8 @@ description:
   - B(Dead credentials are refused, not restored.) Before changing anything the module reads the Secrets the
     target revision names. When one is gone, or its recorded Vault lease (annotation
     C(velocity.dev/vault-lease-expires-at), written by the deploy role from the secrets stage's lease) has
-    expired, the task fails naming the revision, the Secret and the lease, and says what to do: deploy that
-    release again, so that the secrets stage issues fresh credentials. Renewing is not possible past a lease's
+    expired, the task fails naming the revision, the Secret and the lease, and says what to do (deploy that
+    release again, so that the secrets stage issues fresh credentials). Renewing is not possible past a lease's
     expiry, and re-issuing here would need the Vault login and the URL template of the secrets stage, so the
     module refuses. A lease revoked before its expiry is not visible in the cluster; the rollback role looks it
     up in Vault first when given a Vault login (see its README). O(allow_expired_credentials=true) overrides.
