@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -118,6 +119,18 @@ def test_every_awx_module_call_passes_its_own_argument_spec(configure_calls):
         short = call["action"].removeprefix("awx.awx.")
         seen[short] = seen.get(short, 0) + 1
     assert seen == expected
+
+
+def test_every_job_template_runs_a_playbook_of_the_project(configure_calls):
+    """The playbooks the job templates name exist in the repository (AWX lists the project's playbooks)."""
+    playbooks = [a["playbook"] for a in _args(configure_calls["calls"], "job_template")]
+    assert "playbooks/renew.yml" in playbooks  # the lease renewal the schedule runs
+    missing = [p for p in playbooks if not (ROOT / p).is_file()]
+    assert not missing, f"job templates name playbooks that are not in the project: {missing}"
+    (schedule,) = _args(configure_calls["calls"], "schedule")
+    renew = next(a for a in _args(configure_calls["calls"], "job_template") if a["name"] == schedule["unified_job_template"])
+    assert renew["playbook"] == "playbooks/renew.yml"
+    assert "RRULE:FREQ=MINUTELY" in schedule["rrule"]
 
 
 def test_a_wrong_argument_is_caught_by_the_same_check(tmp_path):
@@ -274,3 +287,147 @@ def test_kubernetes_credential_is_consumed_by_manifest_apply(configure_calls, sa
     finally:
         api.close()
 
+
+
+# --- the release workflow, job by job --------------------------------------------------------------------------
+
+
+def _simulate_workflow(nodes: list[dict], run_job) -> list[tuple[str, bool]]:
+    """What AWX's workflow engine does with these nodes: start at the nodes no edge points to, run a node's
+    success (or failure) children after it, pass the artifacts of earlier nodes on. Returns [(node, ok)]."""
+    by_id = {n["identifier"]: n for n in nodes}
+    edges = ("success_nodes", "failure_nodes", "always_nodes")
+    children = {c["identifier"] for n in nodes for e in edges for c in n["related"].get(e, [])}
+    queue = [i for i in by_id if i not in children]
+    ran: list[tuple[str, bool]] = []
+    artifacts: dict = {}
+    while queue:
+        ident = queue.pop(0)
+        ok, produced = run_job(by_id[ident], dict(artifacts))
+        ran.append((ident, ok))
+        artifacts.update(produced)
+        related = by_id[ident]["related"]
+        for child in related.get("success_nodes" if ok else "failure_nodes", []) + related.get("always_nodes", []):
+            if child["identifier"] not in queue and child["identifier"] not in dict(ran):
+                queue.append(child["identifier"])
+    return ran
+
+
+@pytest.fixture(scope="module")
+def project_sync(tmp_path_factory):
+    """The project as AWX syncs it: a clone of the committed repository (no working-tree leftovers)."""
+    import subprocess
+
+    dest = tmp_path_factory.mktemp("awx-project") / "project"
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(dest)], check=True, timeout=120)
+    return dest
+
+
+@pytest.mark.slow
+@pytest.mark.vault
+@pytest.mark.postgres
+@pytest.mark.docker
+@pytest.mark.k8s
+def test_release_workflow_runs_job_by_job_and_rolls_back_a_failed_deploy(
+        configure_calls, sa_namespace, project_sync, vault, registry, docker_engine, k8s_cluster, tmp_path):
+    import ansible_runner
+    from kubernetes import client
+    from kubernetes import config as kconfig
+
+    calls = configure_calls["calls"]
+    shared = configure_calls["shared"]
+    templates = {a["name"]: a for a in _args(calls, "job_template")}
+    (workflow,) = _args(calls, "workflow_job_template")
+    (source,) = _args(calls, "inventory_source")
+    (inventory,) = _args(calls, "inventory")
+    credentials = {a["name"]: a for a in _args(calls, "credential")}
+    config = yaml.safe_load((ROOT / "awx" / "templates.yml").read_text())
+    key_of = {c["name"]: k for k, c in config["credentials"].items()}
+    real_inputs = {
+        "vault": {"vault_addr": vault.addr, "role_id": vault.role_id, "secret_id": vault.secret_id},
+        "kubernetes": {"host": sa_namespace["host"], "bearer_token": sa_namespace["token"], "verify_ssl": True,
+                       "ssl_ca_cert": sa_namespace["ca"]},
+        "registry": {"username": registry.username, "password": registry.password},
+    }
+    ns = sa_namespace["namespace"]
+    # This environment's inventory: the source path configure.yml was given (inventory/local), plus the
+    # test's own namespace (the ServiceAccount may act there only) and one replica. The image's smoke test
+    # (tests/integration/image, test_pipeline) is off: its 5 s container health check is not what this tests,
+    # and it times out when the shared machine is loaded.
+    environment = {"deploy_namespace": ns, "deploy_create_namespace": False, "deploy_replicas": 1,
+                   "image_smoke_test_enabled": False}
+    jobs: list[dict] = []
+
+    def run_job(node: dict, artifacts: dict, overlay: dict) -> tuple[bool, dict]:
+        jt = templates[node["unified_job_template"]["name"]]
+        survey = {q["variable"] for q in (jt.get("survey_spec") or {}).get("spec", [])}
+        assert set(node.get("extra_data") or {}) <= survey, "AWX drops node extra data that is not a survey question"
+        pdd = tmp_path / f"job-{len(jobs)}-{node['identifier']}"  # fresh private data dir per job
+        shutil.copytree(project_sync, pdd / "project", symlinks=True)
+        shutil.copytree(project_sync / source["source_path"], pdd / "inventory")  # the source syncs from the project
+        (pdd / "inventory" / "group_vars" / "all" / "zz-environment.yml").write_text(
+            yaml.safe_dump({**environment, **overlay}))
+        (pdd / "inventory" / "awx-inventory-variables.yml").write_text(
+            yaml.safe_dump({"all": {"vars": inventory.get("variables") or {}}}))
+        (pdd / "env").mkdir()
+        (pdd / "credentials").mkdir()
+        extravars = {**jt["extra_vars"], **artifacts, **(node.get("extra_data") or {})}
+        (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
+        envvars: dict[str, str] = {}
+        for name in jt["credentials"]:
+            ctype_name = credentials[name]["credential_type"]
+            ctype = next(a for a in _args(calls, "credential_type") if a["name"] == ctype_name)
+            envvars.update(_render_injectors(ctype, real_inputs[key_of[name]], pdd / "credentials"))
+        (pdd / "env" / "envvars").write_text(yaml.safe_dump(envvars))
+        result = ansible_runner.run(private_data_dir=str(pdd), playbook=jt["playbook"], quiet=True, timeout=1200,
+                                    envvars={"ANSIBLE_CONFIG": str(pdd / "project" / "ansible.cfg")})
+        events = list(result.events)
+        stats = next((e["event_data"] for e in events if e["event"] == "playbook_on_stats"), {})
+        jobs.append({"node": node["identifier"], "status": result.status, "pdd": pdd, "extravars": extravars,
+                     "stdout": "".join(e.get("stdout", "") for e in events), "events": events})
+        return result.status == "successful", stats.get("artifact_data") or {}
+
+    api = kconfig.new_client_from_config(config_file=k8s_cluster.kubeconfig)
+    apps = client.AppsV1Api(api)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            # An AWX job has only what its credentials inject: no kubeconfig, no Vault token of this shell.
+            for var in [v for v in os.environ if v.startswith(("K8S_AUTH_", "VAULT_"))] + ["KUBECONFIG"]:
+                mp.delenv(var, raising=False)
+            mp.setenv("KUBECONFIG", "/nonexistent")
+
+            ran = _simulate_workflow(workflow["workflow_nodes"], lambda n, a: run_job(n, a, {}))
+            report = "\n".join(f"--- {j['node']}: {j['status']}\n{j['stdout'][-3000:]}" for j in jobs)
+            assert ran == [("secrets", True), ("build", True), ("deploy", True), ("verify", True)], report
+            build = next(j for j in jobs if j["node"] == "build")
+            deploy = next(j for j in jobs if j["node"] == "deploy")
+            digest = deploy["extravars"]["image_repo_digest"]
+            # The deploy job found the build job's image through the workflow artifact, and its files
+            # (Secret manifests, SBOM) on the artifact volume, never in another job's private data dir.
+            assert digest.startswith(f"{registry.host}/velocity/app@sha256:"), deploy["extravars"]
+            assert deploy["extravars"]["image_sbom_path"].startswith(str(shared)), deploy["extravars"]
+            assert Path(deploy["extravars"]["image_sbom_path"]).is_file()
+            assert (shared / "secrets" / "app-secret.json").is_file()
+            assert "image_repo_digest" not in build["extravars"]
+            live = apps.read_namespaced_deployment("velocity-app", ns)
+            assert live.spec.template.spec.containers[0].image == digest
+            assert live.spec.template.metadata.annotations["velocity.dev/sbom-sha256"] == \
+                deploy["extravars"]["image_sbom_sha256"]
+            for secret in (vault.secret_id, sa_namespace["token"], registry.password):
+                assert all(secret not in json.dumps(j["events"]) for j in jobs)
+
+            # Second release: the deploy fails (an image that does not exist), the workflow takes the
+            # rollback node, verify does not run, and the Deployment is back on the first release's digest.
+            jobs.clear()
+            bad = {"deploy_image": f"{registry.host}/velocity/app@sha256:{'0' * 64}",
+                   "deploy_migration_enabled": False, "deploy_smoke_enabled": False}
+            ran = _simulate_workflow(workflow["workflow_nodes"],
+                                     lambda n, a: run_job(n, a, bad if n["identifier"] == "deploy" else {}))
+            report = "\n".join(f"--- {j['node']}: {j['status']}\n{j['stdout'][-3000:]}" for j in jobs)
+            assert ran == [("secrets", True), ("build", True), ("deploy", False), ("rollback", True)], report
+            failed_deploy = next(j for j in jobs if j["node"] == "deploy")
+            assert failed_deploy["extravars"]["deploy_rollback_on_failure"] == "false"  # the node's extra data
+            live = apps.read_namespaced_deployment("velocity-app", ns)
+            assert live.spec.template.spec.containers[0].image == digest
+    finally:
+        api.close()
