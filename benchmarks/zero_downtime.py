@@ -582,15 +582,21 @@ def render(r: dict) -> str:
         f"revision answering (first answer from it {_f(_s([x['first_chosen_s'] for x in res['rollback']]))}); "
         f"playbook {_f(_s([x['playbook_s'] for x in res['rollback']]))}")
     for variant in ("warm", "cold"):
-        runs = [x for x in res["lead"] if x["variant"] == variant]
         what = "image cached (docs-only commit)" if variant == "warm" else "new image layer (app source commit)"
-        row(f"lead time, {variant}: {what}, `site.yml`", runs,
-            f"**commit → only new pods answering {_f(_s([x['lead_time_s'] for x in runs]))}**; "
-            f"pipeline {_f(_s([x['pipeline_s'] for x in runs]))}"
-            + (f"; {sum(1 for x in runs if x.get('error'))} run(s) failed (not retried)" if any(x.get("error") for x in runs) else ""))
+        name = f"lead time, {variant}: {what}, `site.yml`"
+        runs = [x for x in res["lead"] if x["variant"] == variant and not x.get("error")]
+        broken = [x for x in res["lead"] if x["variant"] == variant and x.get("error")]
+        note = f"; {len(broken)} run(s) failed, not retried: {broken[0]['error'][-160:]!r}" if broken else ""
+        if runs:
+            row(name, runs, f"**commit → only new pods answering {_f(_s([x['lead_time_s'] for x in runs]))}**; "
+                f"pipeline {_f(_s([x['pipeline_s'] for x in runs]))}{note}")
+        elif broken:
+            lines.append(f"| {name} | — | — | not measured{note} |")
     errors = Counter()
     for key in ("control", "update", "failed", "rollback", "lead"):
         for x in res[key]:
+            if x.get("error"):
+                continue
             errors.update({f"{key}: {k}": v for k, v in x["errors"].items()})
     lines += ["", f"Errors by kind over all phases: {dict(errors) or 'none'}. "
               f"Between phases (idle): {res['idle']['requests']} requests, {res['idle']['failed']} failed."]
