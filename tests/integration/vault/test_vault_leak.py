@@ -40,6 +40,8 @@ def test_canaries_never_leave_the_env_file(vault, playbook, tmp_path, canary_sec
             "SECRET_KEY": "velocity/app#secret_key"},
         "vault_secrets_output_dir": str(out_dir),
         "velocity_pg_port": 55432,
+        # Off by default: this test asks for the no_log facts, to show they stay hidden.
+        "vault_secrets_export_facts": True,
     }
     tasks = """\
     - name: Deliver
