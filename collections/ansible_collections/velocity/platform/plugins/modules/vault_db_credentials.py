@@ -26,7 +26,7 @@ description:
   - O(lease_state_kv) keeps a B(shared) record of the lease in Vault KV version 2 (lease id, role, mount,
     username, expiry, the issuing token's accessor; never the password or a token), so that another job on
     another machine or execution environment can renew or revoke it. A lease id alone cannot read the
-    credentials: renewing needs a token whose policy allows C(sys/leases/renew).
+    credentials; renewing needs a token whose policy allows C(sys/leases/renew).
   - A dynamic lease is revoked when the token that read it ends. With O(issuer_token_role) the credentials are
     read with an orphan token created from that token role (C(auth/token/create/<role>)) and then dropped, so the
     lease outlives the task's login token and a scheduled renewal keeps it alive up to the database role's max
@@ -66,7 +66,7 @@ options:
       - Shared lease record in Vault KV version 2, read and written with the task's token (the bootstrap's
         C(velocity-app) policy allows C(secret/data/velocity/leases/*)).
       - O(state=present) writes the current lease there (only when it changed). Without a O(lease_state_file)
-        holding its password, a recorded lease cannot be reused: a new one is issued and the recorded one is
+        holding its password, a recorded lease cannot be reused; a new one is issued and the recorded one is
         B(not) revoked (running pods may still use it); the scheduled renewal no longer renews it, so it ends at
         its TTL.
       - O(state=renewed) and O(state=absent) act on the recorded lease when O(lease_id) and O(lease_state_file)
@@ -327,7 +327,7 @@ def main():
         lease_id=dict(type="str"),
         lease_state_kv=dict(type="dict", options=dict(mount=dict(type="str", default="secret"),
                                                       path=dict(type="str", required=True))),
-        issuer_token_role=dict(type="str"),
+        issuer_token_role=dict(type="str", no_log=False),
         renew_below=dict(type="int"),
         revoke_prefix=dict(type="str"),
         min_ttl=dict(type="int", default=600),

@@ -38,7 +38,7 @@ SECRETS_ARGUMENT_SPEC = vault_argument_spec(
         reuse=dict(type="bool", default=True),
         lease_state_kv=dict(type="dict", options=dict(mount=dict(type="str", default="secret"),
                                                       path=dict(type="str", required=True))),
-        issuer_token_role=dict(type="str"),
+        issuer_token_role=dict(type="str", no_log=False),
     )),
     env_file=dict(type="path"),
     env_file_format=dict(type="str", default="docker", choices=["docker", "shell"]),
