@@ -586,7 +586,7 @@ def render(r: dict) -> str:
         name = f"lead time, {variant}: {what}, `site.yml`"
         runs = [x for x in res["lead"] if x["variant"] == variant and not x.get("error")]
         broken = [x for x in res["lead"] if x["variant"] == variant and x.get("error")]
-        note = f"; {len(broken)} run(s) failed, not retried: {broken[0]['error'][-160:]!r}" if broken else ""
+        note = f"; {len(broken)} run(s) failed, not retried: {broken[0]['error'][-260:]}" if broken else ""
         if runs:
             row(name, runs, f"**commit → only new pods answering {_f(_s([x['lead_time_s'] for x in runs]))}**; "
                 f"pipeline {_f(_s([x['pipeline_s'] for x in runs]))}{note}")
@@ -598,8 +598,9 @@ def render(r: dict) -> str:
             if x.get("error"):
                 continue
             errors.update({f"{key}: {k}": v for k, v in x["errors"].items()})
-    lines += ["", f"Errors by kind over all phases: {dict(errors) or 'none'}. "
-              f"Between phases (idle): {res['idle']['requests']} requests, {res['idle']['failed']} failed."]
+    idle = res.get("idle") or {}
+    lines += ["", f"Errors by kind over all phases: {dict(errors) or 'none'}."
+              + (f" Between phases (idle): {idle['requests']} requests, {idle['failed']} failed." if idle.get("requests") else "")]
     lines += ["", "Reading the figures: the MTTR of an automatic rollback is bounded below by progressDeadlineSeconds "
               "(60 s here): a pod that crashes on start is restarted with back-off (CrashLoopBackOff may clear), so the "
               "deploy waits for the controller's ProgressDeadlineExceeded; before it come Ansible's start-up, the "
