@@ -601,11 +601,12 @@ def render(r: dict) -> str:
     idle = res.get("idle") or {}
     lines += ["", f"Errors by kind over all phases: {dict(errors) or 'none'}."
               + (f" Between phases (idle): {idle['requests']} requests, {idle['failed']} failed." if idle.get("requests") else "")]
-    lines += ["", "Reading the figures: the MTTR of an automatic rollback is bounded below by progressDeadlineSeconds "
-              "(60 s here): a pod that crashes on start is restarted with back-off (CrashLoopBackOff may clear), so the "
-              "deploy waits for the controller's ProgressDeadlineExceeded; before it come Ansible's start-up, the "
-              "tasks before the apply and the Sync migration hook (run with the new image), after it the rollback "
-              "and its wait. The old pods keep serving throughout (maxUnavailable 0), which is why (b) fails no request. "
+    lines += ["", "Reading the figures: the MTTR of an automatic rollback = Ansible's start-up and the tasks before the "
+              "apply + the Sync migration hook (run with the new image) + detection + the rollback and its wait. "
+              "Detection of a pod that crashes on start: manifest_apply fails fast once it has restarted twice in "
+              "CrashLoopBackOff (since commit c43d747; the runbook's section 4 lists each reason and its time); before "
+              "that, and still for a readiness that never passes, it waits for progressDeadlineSeconds (60 s here). "
+              "The old pods keep serving throughout (maxUnavailable 0), which is why (b) fails no request. "
               "The rolling update and rollback times include the readiness probe's 5 s period for each new pod "
               "and, at the end, the last old pod answering kept-alive connections during its 5 s shutdown delay."]
     lines += ["", "Goal (issue 13): 0 failed requests during (a) and (b) — "
