@@ -93,8 +93,9 @@ def check_kv_record(field: str, spec) -> "tuple[str, str]":
     mount, path = spec.get("mount") or "secret", spec.get("path")
     if not isinstance(mount, str) or not mount.strip("/ "):
         raise VaultConfigError("%s.mount is empty: give the KV version 2 mount, e.g. secret" % field)
-    if not isinstance(path, str) or not path.strip("/ ") or any(part in ("", ".", "..") or part != part.strip()
-                                                               for part in path.strip("/").split("/")):
+    parts = path.strip("/").split("/") if isinstance(path, str) else []
+    if not path or not isinstance(path, str) or not path.strip("/ ") or any(
+            part in ("", ".", "..") or part != part.strip() for part in parts):
         raise VaultConfigError("%s.path %r is not a KV path: give one like velocity/leases/app" % (field, path))
     return mount.strip("/"), path.strip("/")
 
