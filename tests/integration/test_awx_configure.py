@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import shutil
@@ -357,12 +358,13 @@ def test_release_workflow_runs_job_by_job_and_rolls_back_a_failed_deploy(
     environment = {"deploy_namespace": ns, "deploy_create_namespace": False, "deploy_replicas": 1,
                    "image_smoke_test_enabled": False}
     jobs: list[dict] = []
+    job_ids = itertools.count()
 
     def run_job(node: dict, artifacts: dict, overlay: dict) -> tuple[bool, dict]:
         jt = templates[node["unified_job_template"]["name"]]
         survey = {q["variable"] for q in (jt.get("survey_spec") or {}).get("spec", [])}
         assert set(node.get("extra_data") or {}) <= survey, "AWX drops node extra data that is not a survey question"
-        pdd = tmp_path / f"job-{len(jobs)}-{node['identifier']}"  # fresh private data dir per job
+        pdd = tmp_path / f"job-{next(job_ids)}-{node['identifier']}"  # fresh private data dir per job
         shutil.copytree(project_sync, pdd / "project", symlinks=True)
         shutil.copytree(project_sync / source["source_path"], pdd / "inventory")  # the source syncs from the project
         (pdd / "inventory" / "group_vars" / "all" / "zz-environment.yml").write_text(
