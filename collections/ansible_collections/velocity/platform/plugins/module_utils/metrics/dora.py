@@ -6,12 +6,14 @@ and the CI runs that `.ci/run` records beside them.
 
 One JSON object per line in the sink file::
 
-    {"type" (or "stage"): "deploy" | "rollback" | "ci", "result": "success" | "failure",
+    {"type": "deploy" | "rollback" | "ci", "result": "success" | "failure",
+     "auto_rollback": bool (a failed deploy the module rolled back itself),
      "started_at": ISO-8601, "finished_at": ISO-8601,
-     "commit": "<sha>", "commit_time": ISO-8601 (optional),
-     "revision": int, "rolled_back_to": int (optional),
-     "auto_rollback" (or, on a deploy, "rollback"): bool (a failed deploy the module rolled back itself),
-     "app": "...", "environment": "..."}
+     "commit": "<sha>", "environment": "...", "commit_time": ISO-8601 (optional),
+     "revision": int, "rolled_back_to": int (optional), "app": "..."}
+
+The one schema, written by the role velocity.platform.dora_event (which the deploy and
+rollback roles include) and by ``.ci/run``; read here as written, without renaming.
 
 A ``ci`` event is one run of the pipeline's checks (``.ci/run``) on a commit; it
 carries ``duration_s`` and counts in the ``ci`` summary, never in the four keys.
@@ -58,30 +60,13 @@ def parse_time(value, where):
     return parsed
 
 
-def _truthy(value):
-    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "1"))
-
-
-def normalise(event):
-    """Accept the roles' own field names: ``stage`` for ``type``; a deploy's ``rollback``
-    flag (the module rolled itself back) for ``auto_rollback``."""
-    if not isinstance(event, dict):
-        return event
-    event = dict(event)
-    if "type" not in event and "stage" in event:
-        event["type"] = event["stage"]
-    if "auto_rollback" not in event and event.get("type") == "deploy":
-        event["auto_rollback"] = _truthy(event.get("rollback"))
-    return event
-
-
 def validate_event(event, where):
     if not isinstance(event, dict):
         raise DoraError("%s: expected a JSON object" % where)
-    event = normalise(event)
     for name in REQUIRED_FIELDS:
         if name not in event:
-            raise DoraError("%s: missing field %r" % (where, name))
+            hint = " (an event written before the one schema: rename 'stage' to 'type')" if "stage" in event else ""
+            raise DoraError("%s: missing field %r%s" % (where, name, hint))
     if event["type"] not in TYPES:
         raise DoraError("%s: field 'type' must be one of %s, got %r" % (where, ", ".join(TYPES), event["type"]))
     if event["result"] not in RESULTS:

@@ -100,13 +100,11 @@ def test_table_is_readable():
     assert "1 failure(s) not restored" in table
 
 
-def test_the_roles_own_field_names_are_understood():
-    """The deploy and rollback roles write `stage` and a deploy's `rollback` flag."""
-    as_roles_write = []
-    for event in SERIES:
-        event = dict(event)
-        event["stage"] = event.pop("type")
-        if "auto_rollback" in event:
-            event["rollback"] = "True" if event.pop("auto_rollback") else "False"
-        as_roles_write.append(event)
-    assert compute(read_events(lines(as_roles_write))) == compute(read_events(lines(SERIES)))
+def test_events_are_read_as_written_and_the_old_field_name_is_named():
+    """One schema: `type` and `auto_rollback`; an event with the old `stage` is refused with the rename to do."""
+    events = read_events(lines(SERIES))
+    assert events[1]["auto_rollback"] is True and "auto_rollback" not in events[0]
+    old = dict(SERIES[0])
+    old["stage"] = old.pop("type")
+    with pytest.raises(DoraError, match=r"line 1: missing field 'type' .*rename 'stage' to 'type'"):
+        read_events(lines([old]))
