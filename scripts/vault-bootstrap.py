@@ -84,7 +84,7 @@ path "database/creds/velocity-app" {
   capabilities = ["read"]
 }
 """
-ISSUER_TOKEN_ROLE = "velocity-db-lease"
+ISSUER_TOKEN_ROLE = "velocity-db-lease"  # noqa: S105 (a token role's name, not a secret)
 
 OPERATOR_POLICY = """\
 # velocity-operator: incident response on the app's database leases (revoke all).
