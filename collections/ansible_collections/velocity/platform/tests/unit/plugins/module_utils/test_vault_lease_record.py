@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_vault_logic import ScriptedVault, make_client, ok
+from ansible_collections.velocity.platform.tests.unit.plugins.module_utils.test_vault_logic import ScriptedVault, make_client, ok
 
 from ansible_collections.velocity.platform.plugins.module_utils.vault import db as vault_db
 from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
