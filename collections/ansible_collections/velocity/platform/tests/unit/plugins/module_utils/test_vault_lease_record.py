@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible_collections.velocity.platform.tests.unit.plugins.module_utils.test_vault_logic import ScriptedVault, make_client, ok
 
 from ansible_collections.velocity.platform.plugins.module_utils.vault import db as vault_db
 from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
@@ -18,6 +17,11 @@ from ansible_collections.velocity.platform.plugins.module_utils.vault.client imp
     VaultError,
 )
 from ansible_collections.velocity.platform.plugins.modules import vault_db_credentials as module
+from ansible_collections.velocity.platform.tests.unit.plugins.module_utils.test_vault_logic import (
+    ScriptedVault,
+    make_client,
+    ok,
+)
 
 LOGIN, ORPHAN = "login-token-canary", "orphan-token-canary"
 
