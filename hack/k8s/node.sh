@@ -393,8 +393,20 @@ import_images() {
 
 cri_has_images() { crictl_ inspecti "$SANDBOX_IMAGE" && crictl_ inspecti "$TEST_IMAGE"; }
 
+# /run/netns as a shared mount point of its own, before containerd mounts a pod's netns there. If it is
+# a plain directory, the first `ip netns add` afterwards (benchmarks/netns.py, an operator) bind-mounts
+# /run/netns over itself as iproute2 does: containerd's earlier netns mounts end up under that view,
+# where it can no longer unmount them ("remove netns: ... device or resource busy") and their pods stay
+# Terminating. Made only when missing (netns-mount marks it) and undone by stop.
+prepare_netns_dir() {
+  mkdir -p /run/netns
+  mountpoint -q /run/netns && return 0
+  mount --bind /run/netns /run/netns && mount --make-shared /run/netns && touch "$NODE_DIR/netns-mount"
+}
+
 start_containerd() {
   mkdir -p "$NODE_DIR/containerd" "$NODE_DIR/s"
+  prepare_netns_dir || log "warning: could not make /run/netns a mount point"
   # containerd finds its shim on PATH: ours first, never the system's (Debian's containerd 1.6 shim).
   PATH="$NODE_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     launch containerd --config "$NODE_DIR/containerd.toml" --log-level warn
@@ -518,8 +530,12 @@ cmd_stop() {
   # Network namespaces of pods whose CNI DEL never ran, then mounts under the node's directories.
   for m in /run/netns/cni-*; do
     [[ -e "$m" ]] || continue
-    ip netns delete "${m##*/}" 2>/dev/null || { umount "$m" 2>/dev/null; rm -f "$m"; }
+    ip netns delete "${m##*/}" 2>/dev/null || { umount "$m" 2>/dev/null; rm -f "$m" 2>/dev/null; } \
+      || log "warning: could not remove $m (mounted in another view of /run/netns?)"
   done
+  if [[ -f "$NODE_DIR/netns-mount" ]] && mountpoint -q /run/netns; then
+    umount /run/netns 2>/dev/null || log "warning: could not unmount /run/netns"
+  fi
   awk -v dir="$NODE_DIR/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "warning: could not unmount $m"
   done
