@@ -1,0 +1,25 @@
+"""The suite itself: pytest imports a test file outside a package by its basename (rootdir-relative
+"rootdir" import mode), so two such files with the same name stop the whole run at collection
+("import file mismatch"), as three test_schema_window.py once did."""
+
+from __future__ import annotations
+
+import configparser
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_test_modules_outside_packages_have_unique_basenames():
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "pytest.ini")
+    testpaths = ini["pytest"]["testpaths"].split()
+    assert testpaths, "pytest.ini names no testpaths"
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for base in testpaths:
+        for path in (ROOT / base).rglob("test_*.py"):
+            if not (path.parent / "__init__.py").exists():
+                by_name[path.name].append(path.relative_to(ROOT).as_posix())
+    clashes = {name: paths for name, paths in by_name.items() if len(paths) > 1}
+    assert not clashes, f"rename one of each (pytest cannot collect both): {clashes}"
