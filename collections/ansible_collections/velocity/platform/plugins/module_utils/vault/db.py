@@ -11,6 +11,7 @@ built from it) and lives next to it in a 0700 directory.
 """
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import re
@@ -189,6 +190,20 @@ def issue(client: VaultClient, mount: str, role: str, issuer_token_role: Optiona
     )
 
 
+_EXPIRE_TIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def expire_epoch(value) -> Optional[int]:
+    """Whole seconds since the epoch of a lease lookup's ``expire_time`` (RFC 3339, any fraction), or None."""
+    match = _EXPIRE_TIME.match(value) if isinstance(value, str) else None
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    offset = match.group(7)
+    shift = 0 if offset == "Z" else (1 if offset[0] == "+" else -1) * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - shift
+
+
 def lookup(client: VaultClient, lease_id: str) -> Optional[dict]:
     """Lease metadata (ttl, expire_time...) or None when Vault no longer knows it (expired/revoked)."""
     try:
@@ -245,8 +260,11 @@ def ensure(client: VaultClient, mount: str, role: str, state_file: Optional[str]
         if info is not None:
             ttl = int(info.get("ttl") or 0)
             if ttl >= min_ttl:
+                # Vault's absolute expire_time, not now + ttl: a reused lease reports the same expiry on every
+                # run (the deploy records it on the Secret; a second's drift re-applied it each time).
+                expires = expire_epoch(info.get("expire_time")) or int(time.time()) + ttl
                 previous.lease_duration = ttl
-                previous.issued_at = time.time()
+                previous.issued_at = expires - ttl
                 return previous, False, "reused"
             if previous.renewable and not check_mode:
                 try:

@@ -154,3 +154,14 @@ def test_record_written_only_when_it_changes_and_deleted(server):
                                                                                "acc-1", "")
     assert vault_db.remove_record(client, where) is True
     assert vault_db.load_record(client, where) is None and vault_db.remove_record(client, where) is False
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2026-12-03T09:42:07.335779929Z", 1796290927),  # OpenBao's form: nanoseconds, UTC
+    ("2026-12-03T09:42:07Z", 1796290927),
+    ("2026-12-03T10:42:07+01:00", 1796290927),
+    (None, None), ("", None), ("tomorrow", None), (1796290927, None),
+])
+def test_expire_time_is_read_to_the_second(value, expected):
+    # A reused lease reports Vault's absolute expiry, the same on every run (the deploy writes it on the Secret).
+    assert vault_db.expire_epoch(value) == expected
