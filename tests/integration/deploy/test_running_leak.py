@@ -64,14 +64,12 @@ def crictl(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def running(k8s_cluster, k8s_api_client, vault, postgres, tmp_path_factory):
+def running(k8s_cluster, k8s_api_client, vault, postgres, tmp_path_factory, pipeline_release):
     """The canary release, Ready on the real node; its ansible output, pods and canaries. Cleaned up after."""
     from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sClient
 
     client = K8sClient.from_params({"kubeconfig": k8s_cluster.kubeconfig})
-    live = client.get("apps/v1", "Deployment", APP, "velocity")
-    if live is None:
-        pytest.fail("the pipeline's velocity-app is not deployed in namespace velocity (run playbooks/site.yml)")
+    live = pipeline_release
     image = live["spec"]["template"]["spec"]["containers"][0]["image"]
     assert "@sha256:" in image, image
     manifest = json.loads((STATE / "secrets" / "app-secret.json").read_text())

@@ -57,13 +57,11 @@ def changed(out: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def setup(k8s_cluster, vault, postgres, tmp_path_factory):
+def setup(k8s_cluster, vault, postgres, tmp_path_factory, pipeline_release):
     from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sClient
 
     client = K8sClient.from_params({"kubeconfig": k8s_cluster.kubeconfig})
-    live = client.get("apps/v1", "Deployment", APP, "velocity")
-    if live is None:
-        pytest.fail("the pipeline's velocity-app is not deployed in namespace velocity (run playbooks/site.yml)")
+    live = pipeline_release
     image = live["spec"]["template"]["spec"]["containers"][0]["image"]
     assert "@sha256:" in image, image
     manifest = json.loads((STATE / "secrets" / "app-secret.json").read_text())
