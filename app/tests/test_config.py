@@ -130,3 +130,60 @@ def test_a_secret_put_in_the_wrong_variable_is_not_echoed():
     with pytest.raises(ConfigError, match="LOG_LEVEL") as err:
         load_settings({**GOOD, "LOG_LEVEL": "loud"})
     assert "'loud'" in str(err.value)  # an ordinary mistake is still shown
+
+
+# --- VELOCITY_SECRETS_DIR: the mounted Kubernetes Secret, one file per variable ---
+
+def _secret_volume(root, values: dict[str, str]):
+    """The layout the kubelet writes: files in a timestamped dir, ..data -> it, and a symlink per key."""
+    stamped = root / "..2026_12_03_00_00_00.000000001"
+    stamped.mkdir(parents=True)
+    for name, value in values.items():
+        (stamped / name).write_text(value)
+    (root / "..data").symlink_to(stamped.name)
+    for name in values:
+        (root / name).symlink_to(f"..data/{name}")
+    return root
+
+
+def test_secrets_dir_is_read_into_the_environment(tmp_path):
+    from velocity_app.config import load_secrets_dir
+
+    root = _secret_volume(tmp_path / "secrets", {"SECRET_KEY": GOOD["SECRET_KEY"], "DATABASE_URL": GOOD["DATABASE_URL"] + "\n"})
+    env = {"VELOCITY_SECRETS_DIR": str(root)}
+    assert load_secrets_dir(env) == ("DATABASE_URL", "SECRET_KEY")  # ..data and the stamped dir are skipped
+    assert env["DATABASE_URL"] == GOOD["DATABASE_URL"]  # one trailing newline dropped
+    assert load_settings(env).secret_key == GOOD["SECRET_KEY"]
+
+
+def test_no_secrets_dir_changes_nothing():
+    from velocity_app.config import load_secrets_dir
+
+    env = dict(GOOD)
+    assert load_secrets_dir(env) == () and env == GOOD
+
+
+def test_secrets_dir_conflicting_with_the_environment_is_refused_without_values(tmp_path):
+    from velocity_app.config import load_secrets_dir
+
+    root = _secret_volume(tmp_path / "secrets", {"SECRET_KEY": "file-canary-value-0123456789"})
+    env = {"VELOCITY_SECRETS_DIR": str(root), "SECRET_KEY": "env-canary-value-0123456789"}
+    with pytest.raises(ConfigError, match="SECRET_KEY is set in the environment and differs") as err:
+        load_secrets_dir(env)
+    assert "canary" not in str(err.value)
+    assert env["SECRET_KEY"] == "env-canary-value-0123456789"
+    # The same value from both sources is fine.
+    env["SECRET_KEY"] = "file-canary-value-0123456789"
+    assert load_secrets_dir(env) == ("SECRET_KEY",)
+
+
+def test_secrets_dir_missing_or_badly_named_files_name_the_problem(tmp_path):
+    from velocity_app.config import load_secrets_dir
+
+    with pytest.raises(ConfigError, match="is not a directory"):
+        load_secrets_dir({"VELOCITY_SECRETS_DIR": str(tmp_path / "absent")})
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "secret-key").write_text("x" * 20)
+    with pytest.raises(ConfigError, match="'secret-key' is not a variable name"):
+        load_secrets_dir({"VELOCITY_SECRETS_DIR": str(root)})

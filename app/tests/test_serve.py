@@ -104,3 +104,37 @@ def test_cli_migrate_brings_a_fresh_database_to_head(app_env, postgres):
     for line in filter(None, proc.stdout.splitlines()):
         json.loads(line)
     assert app_env["DATABASE_URL"].split(":")[2].split("@")[0] not in proc.stdout + proc.stderr
+
+
+def test_serve_reads_the_secrets_from_the_mounted_directory(migrated, tmp_path, canaries):
+    """As in the pod: the secrets are files of a Secret volume, not variables; Gunicorn serves with them."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("SECRET_KEY", "DATABASE_URL"):
+        (secrets / name).write_text(migrated[name])
+    port = _free_port()
+    env = _base_env({"VELOCITY_SECRETS_DIR": str(secrets), "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"})
+    assert "SECRET_KEY" not in env and "DATABASE_URL" not in env
+    out = tmp_path / "out.log"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "velocity_app", "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    status, _, body = _get(f"http://127.0.0.1:{port}/readyz")
+                    break
+                except OSError:
+                    assert proc.poll() is None, out.read_text()
+                    assert time.monotonic() < deadline, "gunicorn did not answer within 30 s"
+                    time.sleep(0.2)
+            assert status == 200 and body["status"] == "ready"
+            # `serve` exec'd Gunicorn with the values in its environment (what `kubectl exec ... /proc/1/environ` reads).
+            environ = dict(item.split("=", 1) for item in
+                           open(f"/proc/{proc.pid}/environ", "rb").read().decode().split("\0") if "=" in item)
+            assert environ["DATABASE_URL"] == migrated["DATABASE_URL"]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    for secret in canaries:
+        assert secret not in out.read_text()

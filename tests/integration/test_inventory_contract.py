@@ -84,6 +84,9 @@ def disagreements(c: dict) -> list[str]:
         ("deploy_image_digest", deploy["deploy_image_digest"], "image_build_result.digest", built["digest"]),
         ("deploy_image_id", deploy["deploy_image_id"], "image_build_result.id", built["id"]),
         ("deploy_sbom_sha256", deploy["deploy_sbom_sha256"], "image_build_result.sbom_sha256", built["sbom_sha256"]),
+        ("deploy_schema_head", deploy["deploy_schema_head"], "image_build_result.schema_head", built["schema_head"]),
+        ("deploy_schema_window", deploy["deploy_schema_window"], "image_build_result.schema_window",
+         built["schema_window"]),
         # deploy -> rollback (same Deployment, cluster, environment and DORA sink)
         ("rollback_namespace", rollback["rollback_namespace"], "deploy_release.namespace", release["namespace"]),
         ("rollback_deployment", rollback["rollback_deployment"], "deploy_release.app", release["app"]),
@@ -130,6 +133,8 @@ def test_every_stage_reads_what_the_previous_one_wrote(contract):
     # One Secret name, and the image goes by digest once pushed.
     assert c["facts"]["vault_secrets_delivery"]["k8s_secret_name"] == "velocity-app-secrets"
     assert "@sha256:" in c["deploy"]["deploy_image"], c["deploy"]["deploy_image"]
+    # The schema the image asked for reaches the deploy (the pair above would also hold for two empty values).
+    assert c["deploy"]["deploy_schema_window"] == ["0002_stub", "0001_visits"]
 
 
 def test_no_secret_value_is_published(contract):

@@ -115,9 +115,11 @@ def test_no_secret_of_the_run_leaks_anywhere(pipeline_runs, k8s_cluster):
         places[listing.__name__] = json.dumps(api.sanitize_for_serialization(listing("velocity")))
     leaks = [(where, s[:4] + "...") for where, text in places.items() for s in secrets if s in text]
     assert leaks == []
-    # The Secret the pods name (content-addressed: velocity-app-secrets-<hash>) holds them (base64), as it must.
-    env_from = apps.read_namespaced_deployment("velocity-app", "velocity").spec.template.spec.containers[0].env_from
-    secret_name = next(s.secret_ref.name for s in env_from if s.secret_ref)
+    # The Secret the pods mount (content-addressed: velocity-app-secrets-<hash>) holds them (base64), as it must;
+    # it is a read-only volume, never variables (the container runtime's config would hold the values).
+    pod_spec = apps.read_namespaced_deployment("velocity-app", "velocity").spec.template.spec
+    assert not any(s.secret_ref for s in pod_spec.containers[0].env_from or [])
+    secret_name = next(v.secret.secret_name for v in pod_spec.volumes if v.secret)
     assert secret_name.startswith("velocity-app-secrets-") and not any(s in secret_name for s in secrets)
     secret = core.read_namespaced_secret(secret_name, "velocity")
     assert set(secret.data) >= {"SECRET_KEY", "DATABASE_URL"}
@@ -178,3 +180,22 @@ def test_the_service_answers_from_real_pods_and_metrics_count_every_worker(pipel
     scrapes = [counts() for _ in range(6)]
     assert all(scrape == scrapes[0] for scrape in scrapes), scrapes
     assert sum(scrapes[0].values()) - sum(before.values()) == sent, (before, scrapes[0])
+
+
+def test_the_release_carries_its_images_schema_head_and_window(pipeline_runs, k8s_cluster):
+    """The pod template says which schema its code needs and which heads survive its migrations, as the image
+    itself says (velocity-app schema-info): what manifest_apply's rollback check reads."""
+    first, _ = pipeline_runs
+    assert first.returncode == 0, first.stdout[-3000:]
+    from kubernetes import client
+
+    apps = client.AppsV1Api(k8s_cluster.api_client())
+    annotations = apps.read_namespaced_deployment("velocity-app", "velocity").spec.template.metadata.annotations
+    image_id = annotations["velocity.dev/image-id"]
+    asked = subprocess.run(["docker", "run", "--rm", "--pull", "never", "--network", "none", image_id,
+                            "velocity-app", "schema-info"], capture_output=True, text=True, timeout=120)
+    assert asked.returncode == 0, asked.stderr
+    info = json.loads(asked.stdout)
+    assert info["schema_head"] and info["schema_head"] in info["schema_window"]
+    assert annotations["velocity.dev/schema-head"] == info["schema_head"]
+    assert annotations["velocity.dev/schema-window"] == ",".join(info["schema_window"])

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from velocity_app.config import ConfigError, load_settings
+from velocity_app.config import ConfigError, load_secrets_dir, load_settings
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_serve)
     args = parser.parse_args(argv)
     try:
+        # The mounted Secret (VELOCITY_SECRETS_DIR) becomes environment: `serve` hands it on to Gunicorn by exec.
+        load_secrets_dir()
         return int(args.func(args))
     except ConfigError as exc:
         print(f"velocity-app: configuration error: {exc}", file=sys.stderr)

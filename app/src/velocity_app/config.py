@@ -2,18 +2,26 @@
 
 Secrets (``SECRET_KEY``, ``DATABASE_URL``) are required and have no default:
 the service refuses to start without them and names what is missing. Nothing
-here generates a secret. Non-secret settings have documented defaults, listed
+here generates a secret. In Kubernetes the secrets arrive as files of a
+read-only Secret volume (``VELOCITY_SECRETS_DIR``, one file per variable), so
+the container runtime never holds their values in the container's config;
+:func:`load_secrets_dir` puts them into this process's environment at start. Non-secret settings have documented defaults, listed
 in ``SETTINGS`` so that ``.env.example`` and the docs can be checked against it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 REQUIRED = ("SECRET_KEY", "DATABASE_URL")
+# A directory of files named like variables (a mounted Kubernetes Secret): read into the environment at start.
+SECRETS_DIR_VARIABLE = "VELOCITY_SECRETS_DIR"
+_VARIABLE_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 MIN_SECRET_KEY_LENGTH = 16
 
 # name -> (default, meaning). Everything optional the service reads.
@@ -27,6 +35,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "MAX_REQUEST_BYTES": ("65536", "Largest request body accepted, in bytes; larger ones get 413 before they are read."),
     "SERVICE_NAME": ("velocity-app", "Service name in logs and traces."),
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("", "When set, export OpenTelemetry traces over OTLP/HTTP."),
+    SECRETS_DIR_VARIABLE: ("", "A directory whose files (one per variable, e.g. SECRET_KEY) are read into the "
+                           "environment at start: the mounted Kubernetes Secret."),
 }
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -69,6 +79,43 @@ class Settings:
         if password:
             values.append(password)
         return tuple(v for v in values if v)
+
+
+def load_secrets_dir(environ: MutableMapping[str, str] | None = None) -> tuple[str, ...]:
+    """Read every file of the directory named by VELOCITY_SECRETS_DIR into ``environ``; return the names read.
+
+    One file per variable, the file name is the variable's name (a Kubernetes Secret volume: its keys). Hidden
+    entries (the volume's ``..data`` links and timestamped directories) and directories are skipped. One trailing
+    newline is dropped. A variable already set to a different value is refused: two sources disagreeing about a
+    secret is a deployment mistake, not something to settle silently. Errors name files, never values.
+    """
+    env = os.environ if environ is None else environ
+    directory = env.get(SECRETS_DIR_VARIABLE, "").strip()
+    if not directory:
+        return ()
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError(f"{SECRETS_DIR_VARIABLE}={directory} is not a directory: mount the Secret volume there "
+                          f"or unset {SECRETS_DIR_VARIABLE}")
+    loaded = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".") or entry.is_dir():
+            continue
+        if not _VARIABLE_NAME.match(entry.name):
+            raise ConfigError(f"{SECRETS_DIR_VARIABLE}: file {entry.name!r} is not a variable name "
+                              "(A-Z, 0-9 and _; not starting with a digit): rename the Secret's key")
+        try:
+            value = entry.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{SECRETS_DIR_VARIABLE}: cannot read {entry.name} ({type(exc).__name__}): check the "
+                              "volume's defaultMode and the pod's fsGroup") from None
+        value = value[:-1] if value.endswith("\n") else value
+        if env.get(entry.name, value) != value:
+            raise ConfigError(f"{entry.name} is set in the environment and differs from {SECRETS_DIR_VARIABLE}/"
+                              f"{entry.name}: give it one source (drop it from the environment or from the Secret)")
+        env[entry.name] = value
+        loaded.append(entry.name)
+    return tuple(loaded)
 
 
 def _shown(raw: str, env: Mapping[str, str]) -> str:

@@ -14,8 +14,16 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from velocity_app.config import ConfigError, load_settings
+from velocity_app.config import ConfigError, load_secrets_dir, load_settings
 from velocity_app.observability import request_id_from
+
+# The mounted Secret (VELOCITY_SECRETS_DIR) is read now: before the logger is set up with the values it redacts and
+# before any worker forks (the workers inherit the environment). An error is reported by on_starting.
+try:
+    load_secrets_dir()
+    _secrets_dir_error: ConfigError | None = None
+except ConfigError as _exc:
+    _secrets_dir_error = _exc
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -84,6 +92,8 @@ def _secret_values() -> tuple[str, ...]:
 def on_starting(server: Any) -> None:
     """Refuse to start, before any worker forks, when the environment is incomplete."""
     try:
+        if _secrets_dir_error is not None:
+            raise _secrets_dir_error
         load_settings()
     except ConfigError as exc:
         print(f"velocity-app: configuration error: {exc}", file=sys.stderr, flush=True)

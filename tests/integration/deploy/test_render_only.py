@@ -96,8 +96,10 @@ def test_render_only_writes_git_files_without_secrets_and_touches_no_cluster(tmp
         for container in spec["containers"]:
             refs = {k: v["name"] for source in container.get("envFrom", []) for k, v in source.items()}
             if refs:
-                assert refs == {"configMapRef": config_map["metadata"]["name"],
-                                "secretRef": secret["metadata"]["name"]}
+                assert refs == {"configMapRef": config_map["metadata"]["name"]}
+    # The app and the migration read the Secret as a read-only volume (never as variables); the smoke Job not at all.
+    mounted = [v["secret"] for spec in pods for v in spec.get("volumes", []) if "secret" in v]
+    assert mounted == [{"secretName": secret["metadata"]["name"], "defaultMode": 0o440}] * 2
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -147,4 +149,4 @@ def test_render_only_refuses_a_secret_without_a_safe_place_and_names_the_vault_s
     plain = render(tmp_path, deploy_render_dest=str(git_dir / "k8-deployments.yaml"))
     assert plain.returncode == 0, plain.stdout[-4000:]
     text = (git_dir / "k8-deployments.yaml").read_text()
-    assert '{"secretRef": {"name": "velocity-app-secrets"}}' in text
+    assert '"secretName": "velocity-app-secrets"' in text and "secretRef" not in text

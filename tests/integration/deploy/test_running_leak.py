@@ -10,12 +10,9 @@ at -vvv. Then, for those values and their base64 forms:
   `kubectl logs` does), the Pod, ReplicaSet and Deployment objects (annotations included) and the namespace's
   Events hold none of them;
 - `crictl inspect` of the running container (the node's crictl, `hack/k8s/node.sh crictl`) holds none of
-  them. This one FAILS today and is marked xfail(strict): the deploy template delivers the Secret through
-  `envFrom.secretRef`, so the kubelet resolves the values into the CRI container config (`info.config.envs`)
-  and the OCI runtime spec (`info.runtimeSpec.process.env`), both shown by `crictl inspect` (and written to
-  containerd's state dir). Passing it needs the Secret mounted as a volume and loaded into the environment
-  by the container's command before it execs gunicorn (a change to roles/deploy/templates); once that lands
-  the strict xfail turns into a failure that says to remove the mark.
+  them: the deploy template mounts the Secret as a read-only volume and `velocity-app serve` reads its files
+  into the environment before it execs Gunicorn, so the kubelet never resolves the values into the CRI
+  container config (`info.config.envs`) or the OCI runtime spec (`info.runtimeSpec.process.env`).
 """
 
 from __future__ import annotations
@@ -174,9 +171,6 @@ def test_no_canary_in_ansible_output_logs_objects_or_events(running):
     assert leaks(places, running["canaries"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the deploy template passes the Secret by envFrom.secretRef, so the kubelet "
-                   "writes the values into the CRI container config and the OCI spec that crictl inspect shows; "
-                   "needs the Secret as a volume loaded by the container's command (roles/deploy/templates)")
 def test_no_canary_in_crictl_inspect_of_the_running_containers(running):
     places = {f"crictl inspect {cid[:12]} ({pod})": crictl("inspect", cid) for pod, cid in containers(running)}
     assert leaks(places, running["canaries"]) == []

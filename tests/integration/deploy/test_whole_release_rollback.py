@@ -6,8 +6,9 @@ configuration. In one namespace of its own, through playbooks/deploy.yml and pla
 - release A (config X, secret S1) serves; re-running it changes nothing and creates no ConfigMap/Secret, and
   `--check --diff` after it reports changed=0 and no diff;
 - release B (config Y, secret S2 whose database password is wrong: /readyz never passes) fails its rollout, is
-  rolled back automatically, and the running pods' environment (`env` exec'd in them through the API server)
-  is A's, not B's;
+  rolled back automatically, and the running pods' environment (the served process's /proc/1/environ, read
+  through the API server with kubectl exec: the ConfigMap's variables and the mounted Secret's files that
+  `velocity-app serve` read) is A's, not B's;
 - release C (config Z, secret S3) serves; pruning keeps exactly the configurations a ReplicaSet names
   (revisionHistoryLimit=1 drops B's); a manual rollback to A's revision brings back A's environment;
 - C's Secret records a Vault lease that has expired since: rolling back to C is refused with a message naming
@@ -122,7 +123,10 @@ def release(state, mark: str, database_url: str | None = None, lease: dict | Non
 
 
 def pod_envs(state) -> list[dict]:
-    """`env` of every running, ready, not terminating app pod, through the API server (kubectl exec)."""
+    """The environment of the process serving in every running, ready, not terminating app pod (kubectl exec).
+
+    PID 1 is Gunicorn, exec'd by `velocity-app serve` after it read the mounted Secret (VELOCITY_SECRETS_DIR):
+    its environ holds the ConfigMap's variables and the Secret's values the pod really runs with."""
     pods = state["client"].list("v1", "Pod", namespace=state["namespace"], label_selector=f"app.kubernetes.io/name={APP}")
     envs = []
     for pod in pods:
@@ -131,9 +135,10 @@ def pod_envs(state) -> list[dict]:
         if pod["metadata"].get("deletionTimestamp") or not ready:
             continue
         out = subprocess.run(["kubectl", "--kubeconfig", state["kubeconfig"], "-n", state["namespace"], "exec",
-                              pod["metadata"]["name"], "--", "env"], capture_output=True, text=True, timeout=60)
+                              pod["metadata"]["name"], "--", "cat", "/proc/1/environ"],
+                             capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        envs.append(dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line))
+        envs.append(dict(item.split("=", 1) for item in out.stdout.split("\0") if "=" in item))
     return envs
 
 
@@ -166,16 +171,23 @@ def referenced_by_replicasets(state) -> set[tuple[str, str]]:
     return names
 
 
+def pod_spec_names(pod_spec: dict) -> tuple[str, str]:
+    """(ConfigMap, Secret) a pod spec names: the ConfigMap by envFrom, the Secret as the mounted volume."""
+    env_from = pod_spec["containers"][0]["envFrom"]
+    assert not any("secretRef" in source for source in env_from), "the Secret must be a volume, not envFrom"
+    secret_volumes = [v["secret"]["secretName"] for v in pod_spec.get("volumes") or [] if "secret" in v]
+    assert len(secret_volumes) == 1, pod_spec.get("volumes")
+    return env_from[0]["configMapRef"]["name"], secret_volumes[0]
+
+
 def template_names(state) -> tuple[str, str]:
     dep = state["client"].get("apps/v1", "Deployment", APP, state["namespace"])
-    env_from = dep["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-    return env_from[0]["configMapRef"]["name"], env_from[1]["secretRef"]["name"]
+    return pod_spec_names(dep["spec"]["template"]["spec"])
 
 
 def revision_naming(state, config_map: str) -> int:
     for rs in state["client"].list("apps/v1", "ReplicaSet", namespace=state["namespace"]):
-        env_from = rs["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-        if env_from[0]["configMapRef"]["name"] == config_map:
+        if pod_spec_names(rs["spec"]["template"]["spec"])[0] == config_map:
             return int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
     pytest.fail(f"no ReplicaSet names ConfigMap {config_map}")
 

@@ -142,7 +142,14 @@ options:
     choices: [auto, always, never]
     default: auto
   rollback_on_failure:
-    description: Roll changed Deployments back to their previous revision when the rollout fails.
+    description:
+      - Roll changed Deployments back to their previous revision when the rollout fails, then wait until that
+        revision is available again; the whole release goes back when the templates name content-addressed
+        ConfigMaps and Secrets (the deploy role does).
+      - Refused, with the downgrade to run first, when the failed revision's pod template says its migration left a
+        schema the previous revision cannot run on (annotations C(velocity.dev/schema-head) and
+        C(velocity.dev/schema-window), which the deploy role sets from the image's C(velocity-app schema-info));
+        templates without them are not checked. The Deployment then stays where it failed.
     type: bool
     default: true
 extends_documentation_fragment:
