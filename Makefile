@@ -49,10 +49,15 @@ codeql-gate-check: ## scripts/codeql-gate against a stub CodeQL CLI exiting with
 	$(IN_VENV) pytest -q tests/integration/test_ci_workflow.py -k codeql_gate
 
 .PHONY: workflow
-workflow: ## run every job of .github/workflows/ci.yml here with act (pull_request, then push); log in out/act/
-	mkdir -p out/act
-	scripts/act pull_request --concurrent-jobs 1 2>&1 | tee out/act/pull_request.log
-	scripts/act push --concurrent-jobs 1 2>&1 | tee out/act/push.log
+workflow: ## run every job of .github/workflows/ci.yml here with act (pull_request, then push); evidence in docs/ci/
+	mkdir -p out/act docs/ci
+	rc=0; for event in pull_request push; do \
+	  scripts/act "$$event" --concurrent-jobs 1 2>&1 | tee "out/act/$$event.log" || rc=1; \
+	  gzip -9c "out/act/$$event.log" > "docs/ci/act-$$event.log.gz"; \
+	done; \
+	$(IN_VENV) python scripts/workflow-evidence --out docs/ci/workflow-run.md \
+	  pull_request=out/act/pull_request.log push=out/act/push.log || rc=1; \
+	exit $$rc
 
 .PHONY: sanity
 sanity: ## ansible-test sanity on the collection (offline)

@@ -146,3 +146,77 @@ def test_build_cache_keys_cover_every_pinned_go_module():
             assert set(pinned) <= covered, f"{name}: cache key misses {sorted(set(pinned) - covered)}"
             checked += 1
     assert checked >= 2, "no Go build cache step found"
+
+
+# --- scripts/workflow-evidence: the kept O-1 evidence says what act's log says ---
+
+def _evidence_module():
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("workflow_evidence", str(ROOT / "scripts" / "workflow-evidence"))
+    spec = importlib.util.spec_from_loader("workflow_evidence", loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("workflow_evidence", module)  # dataclasses look their module up there
+    loader.exec_module(sys.modules["workflow_evidence"])
+    return sys.modules["workflow_evidence"]
+
+
+def _act_log(fail: str = "", forge_step_in: str = "", drop: str = "") -> str:
+    """An act log of every job of ci.yml in act's format (matrix jobs named with act's -N suffix, names padded)."""
+    ev = _evidence_module()
+    flow = yaml.safe_load(WORKFLOW.read_text())
+    lines = []
+    for index, (name, job) in enumerate(ev.expected_jobs(flow).items()):
+        if name == drop:
+            continue
+        shown = f"{name}-{index}" if name.startswith("Molecule") else name.ljust(40)
+        steps = [ev.step_label(s) for s in job["steps"] if ev.step_label(s) not in ev.forge_only(job)]
+        if name == forge_step_in:
+            steps += ev.forge_only(job)[:1]
+        lines.append(f"[CI/{shown}] 🚀  Start image=-self-hosted")
+        for step in steps:
+            lines.append(f"[CI/{shown}] ⭐ Run Main {step}")
+            lines.append(f"[CI/{shown}]   | some output of {step}")
+            word, mark = ("Failure", "❌") if name == fail and step == steps[-1] else ("Success", "✅")
+            lines.append(f"[CI/{shown}]   {mark}  {word} - Main {step} [1.5s]")
+        lines.append(f"[CI/{shown}] 🏁  Job {'failed' if name == fail else 'succeeded'}")
+    return "\n".join(lines) + "\n"
+
+
+def _evidence(tmp_path, **logs) -> tuple[subprocess.CompletedProcess, str]:
+    paths = []
+    for event, text in logs.items():
+        path = tmp_path / f"{event}.log"
+        path.write_text(text)
+        paths.append(f"{event}={path}")
+    out = tmp_path / "workflow-run.md"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "workflow-evidence"), "--out", str(out),
+                          "--commit", "0" * 40, *paths], capture_output=True, text=True, timeout=120)
+    return run, out.read_text() if out.exists() else ""
+
+
+def test_workflow_evidence_of_a_green_run_lists_every_job_and_the_skipped_forge_steps(tmp_path):
+    run, summary = _evidence(tmp_path, pull_request=_act_log(), push=_act_log())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "verdict: **every job of every event succeeded; no forge-only step ran**" in summary
+    assert f"commit: `{'0' * 40}`" in summary
+    for scenario in ("vault_secrets", "base_image", "image", "deploy", "rollback"):
+        assert f"| Molecule {scenario} | succeeded |" in summary
+    assert "`actions/upload-artifact@v4`" in summary  # forge-only, listed as skipped
+    assert summary.count("| succeeded |") == 2 * 11  # 6 jobs + 5 matrix jobs, per event
+
+
+@pytest.mark.parametrize("case", ["failed job", "forge-only step ran", "job never ran"])
+def test_workflow_evidence_refuses_a_run_that_is_not_green(tmp_path, case):
+    bad = {"failed job": _act_log(fail="Molecule deploy"),
+           "forge-only step ran": _act_log(forge_step_in="Bandit (SARIF)"),
+           "job never ran": _act_log(drop="CodeQL (Python)")}[case]
+    run, summary = _evidence(tmp_path, pull_request=_act_log(), push=bad)
+    assert run.returncode == 1
+    assert "NOT GREEN" in summary
+    expected = {"failed job": "push: job 'Molecule deploy' failed",
+                "forge-only step ran": "push: job 'Bandit (SARIF)' ran forge-only step(s)",
+                "job never ran": "push: job 'CodeQL (Python)' never ran"}[case]
+    assert expected in summary and expected in run.stdout
+    assert not [line for line in summary.splitlines() if line.startswith("- pull_request:")]  # that one was green

@@ -242,7 +242,7 @@ class Deployer:
         live.update((key(obj), found) for obj, (found, _error) in zip(readable, outcomes))
         self.refuse_argocd_managed(sync, live)
         self._deploy_index = dict((ref(obj), (obj, live[key(obj)])) for obj in sync if obj["kind"] == "Deployment")
-        predicted = self.validate(sync, hooks, live, deferred)
+        predicted = self.dry_run(sync, hooks, live, deferred)
         self.result["timings"]["validate_s"] = round(time.monotonic() - started, 3)
 
         changes = [entry for entry in predicted if entry["action"] != "unchanged"]
@@ -375,8 +375,8 @@ class Deployer:
                 notes.append("%s failed: %s" % (ref(obj), exc.message))
         return " SyncFail hook(s): %s." % "; ".join(notes)
 
-    def validate(self, sync, hooks, live, deferred=None):
-        """Dry-run every object; collect every error before failing so one run shows them all.
+    def dry_run(self, sync, hooks, live, deferred=None):
+        """Server-side dry run of every object; collect every error before failing so one run shows them all.
 
         Objects in ``deferred`` wait for their Namespace or CRD: predicted as created, dry-run later.
         """

@@ -37,7 +37,6 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s.rollout impo
 
 # done: the object reached its goal; failed: it never will (stop waiting); message: why.
 Status = namedtuple("Status", ["done", "failed", "message"])
-PENDING = "pending"
 
 # Container waiting reasons that do not clear without a change to the cluster or the manifests: a missing
 # ConfigMap/Secret (key), an image that cannot be pulled (wrong name, tag, digest or credentials).
@@ -305,10 +304,6 @@ PREDICATES = {
     "DaemonSet": daemonset_ready,
     "Pod": pod_ready,
 }
-
-
-def needs_wait(obj):
-    return obj.get("kind") in PREDICATES
 
 
 class WaitTimeout(Exception):
