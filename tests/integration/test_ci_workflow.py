@@ -220,3 +220,26 @@ def test_workflow_evidence_refuses_a_run_that_is_not_green(tmp_path, case):
                 "job never ran": "push: job 'CodeQL (Python)' never ran"}[case]
     assert expected in summary and expected in run.stdout
     assert not [line for line in summary.splitlines() if line.startswith("- pull_request:")]  # that one was green
+
+
+def test_workflow_evidence_reads_a_real_act_run_of_a_job(tmp_path):
+    """act really runs the Bandit job here (host runner); its log, read as the evidence reads it, shows the
+    job's steps, its success, and none of its forge-only steps (act runs only their stand-ins' empty Pre phase)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = act("pull_request", "-j", "bandit", "--artifact-server-port", str(port))
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    ev = _evidence_module()
+    flow = yaml.safe_load(WORKFLOW.read_text())
+    expected = ev.expected_jobs(flow)
+    jobs = ev.parse(run.stdout + run.stderr, set(expected))
+    assert set(jobs) == {"Bandit (SARIF)"}
+    bandit = jobs["Bandit (SARIF)"]
+    assert bandit.state == "succeeded" and bandit.failed_steps == []
+    assert "Bandit, failing on medium or high findings" in bandit.steps
+    assert "(local run) the SARIF the forge would upload parses as SARIF 2.1.0" in bandit.steps
+    forge = ev.forge_only(expected["Bandit (SARIF)"])
+    assert "actions/upload-artifact@v4" in forge and not set(forge) & set(bandit.steps)
