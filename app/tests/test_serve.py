@@ -34,6 +34,18 @@ def _get(url: str) -> tuple[int, dict, dict]:
         return err.code, dict(err.headers), json.loads(err.read() or b"{}")
 
 
+def _first_answer(url: str, proc: subprocess.Popen, out) -> tuple[int, dict, dict]:
+    """The first answer from `url` of the server `proc` starts (logging to `out`), within 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return _get(url)
+        except OSError:
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, "gunicorn did not answer within 30 s"
+            time.sleep(0.2)
+
+
 def test_gunicorn_serves_health_readiness_and_logs_json(migrated, tmp_path, canaries):
     port = _free_port()
     env = _base_env({**migrated, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2",
@@ -42,15 +54,7 @@ def test_gunicorn_serves_health_readiness_and_logs_json(migrated, tmp_path, cana
     with out.open("wb") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "velocity_app", "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    status, _, _ = _get(f"http://127.0.0.1:{port}/healthz")
-                    break
-                except OSError:
-                    assert proc.poll() is None, out.read_text()
-                    assert time.monotonic() < deadline, "gunicorn did not answer within 30 s"
-                    time.sleep(0.2)
+            status, _, _ = _first_answer(f"http://127.0.0.1:{port}/healthz", proc, out)
             assert status == 200
             status, _, body = _get(f"http://127.0.0.1:{port}/readyz")
             assert status == 200 and body["status"] == "ready"
@@ -119,15 +123,7 @@ def test_serve_reads_the_secrets_from_the_mounted_directory(migrated, tmp_path, 
     with out.open("wb") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "velocity_app", "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    status, _, body = _get(f"http://127.0.0.1:{port}/readyz")
-                    break
-                except OSError:
-                    assert proc.poll() is None, out.read_text()
-                    assert time.monotonic() < deadline, "gunicorn did not answer within 30 s"
-                    time.sleep(0.2)
+            status, _, body = _first_answer(f"http://127.0.0.1:{port}/readyz", proc, out)
             assert status == 200 and body["status"] == "ready"
             # `serve` exec'd Gunicorn with the values in its environment (what `kubectl exec ... /proc/1/environ` reads).
             environ = dict(item.split("=", 1) for item in
