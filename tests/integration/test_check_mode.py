@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.slow, pytest.mark.vault, pytest.mark.docker, pytest.mark.k8s, pytest.mark.postgres]
-# A configuration change: the ConfigMap and, through its checksum, the Deployment's pod template.
-CONFIG_CHANGE = {"deploy_config": {"LOG_LEVEL": "warning", "GUNICORN_TIMEOUT": "30"}}
+
+def config_change() -> dict:
+    """A configuration change: a new ConfigMap and, through its checksum, the Deployment's pod template.
+
+    New on every run: the ConfigMaps are content-addressed and kept while a ReplicaSet in the history names
+    them, so the same change made by an earlier run on this cluster would find its ConfigMap already there."""
+    return {"deploy_config": {"LOG_LEVEL": "warning", "GUNICORN_TIMEOUT": "30", "CHECK_MODE_RUN": uuid.uuid4().hex}}
+
 
 
 def site(*args: str) -> subprocess.CompletedProcess:
@@ -68,7 +75,7 @@ def test_check_as_awx_runs_it_changes_nothing(clean_run, tmp_path):
 
 
 def test_check_predicts_exactly_what_the_real_run_changes(clean_run):
-    change = ["-e", json.dumps(CONFIG_CHANGE)]
+    change = ["-e", json.dumps(config_change())]
     predicted = site("--check", "--diff", *change)
     try:
         assert predicted.returncode == 0, predicted.stdout[-4000:]
