@@ -5,8 +5,9 @@ the service refuses to start without them and names what is missing. Nothing
 here generates a secret. In Kubernetes the secrets arrive as files of a
 read-only Secret volume (``VELOCITY_SECRETS_DIR``, one file per variable), so
 the container runtime never holds their values in the container's config;
-:func:`load_secrets_dir` puts them into this process's environment at start. Non-secret settings have documented defaults, listed
-in ``SETTINGS`` so that ``.env.example`` and the docs can be checked against it.
+:func:`load_secrets_dir` puts them into this process's environment at start.
+Non-secret settings have documented defaults, listed in ``SETTINGS`` so that
+``.env.example`` and the docs can be checked against it.
 """
 
 from __future__ import annotations
