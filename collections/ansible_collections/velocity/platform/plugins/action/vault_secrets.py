@@ -65,7 +65,7 @@ class ActionModule(ActionBase):
             messages = []
             for error in validated.errors.errors:
                 if isinstance(error, UnsupportedError):  # worded as AnsibleModule words it
-                    messages.append("Unsupported parameters for (%s) module: %s" % (self._task.action, error.msg))
+                    messages.append(f"Unsupported parameters for ({self._task.action}) module: {error.msg}")
                 else:
                     messages.append(error.msg)
             # Validation messages may quote a value; never one given to a no_log option.

@@ -2,9 +2,7 @@
 # Copyright: (c) 2026, Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: pipeline_progress
@@ -38,7 +36,7 @@ class CallbackModule(CallbackBase):
     CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self):
-        super(CallbackModule, self).__init__()
+        super().__init__()
         self._started = time.monotonic()
         self._stage = None
         self._stage_started = None
@@ -52,7 +50,7 @@ class CallbackModule(CallbackBase):
         status = "FAILED" if self._stage_failed else "done"
         self._stages.append((self._stage, status, took))
         color = "red" if self._stage_failed else "green"
-        self._display.display("[velocity] stage %-40s %s in %.1fs" % (self._stage, status, took), color=color)
+        self._display.display(f"[velocity] stage {self._stage:<40} {status} in {took:.1f}s", color=color)
         self._stage = None
 
     def v2_playbook_on_play_start(self, play):
@@ -60,7 +58,7 @@ class CallbackModule(CallbackBase):
         self._stage = play.get_name().strip() or "unnamed play"
         self._stage_started = time.monotonic()
         self._stage_failed = False
-        self._display.display("[velocity] stage %s started" % self._stage, color="cyan")
+        self._display.display(f"[velocity] stage {self._stage} started", color="cyan")
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         if not ignore_errors:
@@ -73,9 +71,10 @@ class CallbackModule(CallbackBase):
         self._finish_stage()
         total = time.monotonic() - self._started
         failed = any(status == "FAILED" for dummy, status, dummy2 in self._stages)
-        lines = ["", "[velocity] pipeline %s in %.1fs" % ("FAILED" if failed else "succeeded", total)]
+        outcome = "FAILED" if failed else "succeeded"
+        lines = ["", f"[velocity] pipeline {outcome} in {total:.1f}s"]
         for name, status, took in self._stages:
-            lines.append("  %-44s %-7s %7.1fs" % (name, status, took))
+            lines.append(f"  {name:<44} {status:<7} {took:7.1f}s")
         summary = {}
         for host_stats in (stats.custom or {}).values():
             if isinstance(host_stats, dict):
@@ -84,5 +83,5 @@ class CallbackModule(CallbackBase):
         if isinstance(published, dict) and published:
             lines.append("[velocity] summary")
             for key in sorted(published):
-                lines.append("  %-22s %s" % (key, published[key]))
+                lines.append(f"  {key!s:<22} {published[key]}")
         self._display.display("\n".join(lines), color="red" if failed else "green")

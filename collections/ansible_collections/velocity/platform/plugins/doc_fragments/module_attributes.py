@@ -2,12 +2,10 @@
 # Copyright: (c) 2026, Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     """The standard attribute descriptions; modules state only C(support) and details."""
 
     DOCUMENTATION = r"""

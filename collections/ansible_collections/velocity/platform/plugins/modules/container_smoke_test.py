@@ -201,13 +201,13 @@ def main() -> None:
     # Bad input fails here, before the engine is contacted. Messages name keys and lines, never values.
     problem = reference_problem(p["image"])
     if problem:
-        module.fail_json(msg="image %r is not a valid image reference (%s): give name:tag (e.g. velocity/app:0.1.0) "
-                             "or an image id to test" % (p["image"], problem))
+        module.fail_json(msg=f"image {p['image']!r} is not a valid image reference ({problem}): give name:tag (e.g. "
+                             "velocity/app:0.1.0) or an image id to test")
     for field in ("timeout", "ready_timeout", "health_interval"):
         if p[field] <= 0:
-            module.fail_json(msg="%s must be a positive number of seconds, not %d" % (field, p[field]))
+            module.fail_json(msg=f"{field} must be a positive number of seconds, not {p[field]}")
     if not 0 <= p["port"] <= 65535:
-        module.fail_json(msg="port must be between 0 (pick a free one) and 65535, not %d" % p["port"])
+        module.fail_json(msg=f"port must be between 0 (pick a free one) and 65535, not {p['port']}")
     try:
         env = parse_env_file(p["env_file"]) if p["env_file"] else {}
     except DockerModuleError as exc:
@@ -217,12 +217,12 @@ def main() -> None:
         if problem:
             module.fail_json(msg=problem)
         if value is not None and not isinstance(value, (str, int, float, bool)):
-            module.fail_json(msg="env.%s must be a string or a number, not %s" % (key, type(value).__name__))
+            module.fail_json(msg=f"env.{key} must be a string or a number, not {type(value).__name__}")
         env[key] = "" if value is None else str(value)
     if not env:
-        module.fail_json(msg="no environment for the app: env_file is %s and env is empty; give env_file (the "
-                             "secrets stage's env file) or env with at least SECRET_KEY and DATABASE_URL"
-                             % ("empty" if p["env_file"] else "not set"))
+        env_file = "empty" if p["env_file"] else "not set"
+        module.fail_json(msg=f"no environment for the app: env_file is {env_file} and env is empty; give env_file (the "
+                             "secrets stage's env file) or env with at least SECRET_KEY and DATABASE_URL")
     # Ansible masks these wherever they would appear in the result.
     module.no_log_values.update(sensitive_values(env))
     if module.check_mode:

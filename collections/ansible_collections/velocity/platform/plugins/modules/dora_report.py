@@ -3,9 +3,7 @@
 # Copyright: (c) 2026, Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: dora_report
@@ -182,27 +180,28 @@ def main():
         except PathRefused as exc:
             module.fail_json(msg=to_native(exc))
         if os.path.realpath(target) == os.path.realpath(path):
-            module.fail_json(msg="%s %s is the event sink itself (path): write it to another file" % (name, target))
+            module.fail_json(msg=f"{name} {target} is the event sink itself (path): write it to another file")
     if output and html_path and os.path.realpath(output) == os.path.realpath(html_path):
-        module.fail_json(msg="output_path and html_path are the same file %s: give each its own" % output)
+        module.fail_json(msg=f"output_path and html_path are the same file {output}: give each its own")
     if os.path.isdir(path):
-        module.fail_json(msg="path %s is a directory: give the event sink file (JSON lines), e.g. %s"
-                             % (path, os.path.join(path, "events.jsonl")))
+        example = os.path.join(path, "events.jsonl")
+        module.fail_json(msg=f"path {path} is a directory: give the event sink file (JSON lines), e.g. {example}")
     if not os.path.exists(path):
         if not module.params["missing_ok"]:
-            module.fail_json(msg="path: the event sink %s does not exist; run a deploy first or set missing_ok=true" % path)
+            module.fail_json(msg=f"path: the event sink {path} does not exist; run a deploy first or set "
+                                 "missing_ok=true")
         lines = []
     else:
         try:
             with open(path, encoding="utf-8") as handle:
                 lines = handle.readlines()
         except (OSError, UnicodeDecodeError) as exc:
-            module.fail_json(msg="path: cannot read the event sink %s as UTF-8 text (%s); give the JSON-lines file "
-                                 "the deploy and rollback roles append to" % (path, to_native(exc)))
+            module.fail_json(msg=f"path: cannot read the event sink {path} as UTF-8 text ({to_native(exc)}); give the "
+                                 "JSON-lines file the deploy and rollback roles append to")
     try:
         events = read_events(lines, source=path)
     except DoraError as exc:
-        module.fail_json(msg="path: %s" % to_native(exc))
+        module.fail_json(msg=f"path: {to_native(exc)}")
     report = compute(events)
     result = dict(changed=False, report=report, table=render_table(report), events=len(events))
 
@@ -222,7 +221,7 @@ def main():
                 try:
                     atomic_write(target, text.encode("utf-8"), 0o644)
                 except OSError as exc:
-                    module.fail_json(msg="%s: cannot write %s: %s" % (name, target, to_native(exc)), **result)
+                    module.fail_json(msg=f"{name}: cannot write {target}: {to_native(exc)}", **result)
     module.exit_json(**result)
 
 

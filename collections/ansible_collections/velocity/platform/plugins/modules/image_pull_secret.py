@@ -161,8 +161,8 @@ def main() -> None:
         try:
             atomic_write(p["dest"], content, 0o600)
         except OSError as exc:
-            module.fail_json(msg=scrub("cannot write dest %s: %s (check the directory is writable)"
-                                       % (p["dest"], exc.strerror or exc), [p["password"]]))
+            module.fail_json(msg=scrub(f"cannot write dest {p['dest']}: {exc.strerror or exc} (check the directory is "
+                                       "writable)", [p["password"]]))
     after = hashlib.sha256(content).hexdigest()
     out = dict(changed=changed, path=os.path.abspath(p["dest"]), name=p["name"], namespace=p["namespace"],
                registry=p["registry"], checksum=after)

@@ -137,10 +137,10 @@ def main() -> None:
     # Bad input fails here, before the engine is contacted.
     problem = reference_problem(p["image"])
     if problem:
-        module.fail_json(msg="image %r is not a valid image reference (%s): give name:tag (e.g. velocity/app:0.1.0) "
-                             "or an image id to describe" % (p["image"], problem))
+        module.fail_json(msg=f"image {p['image']!r} is not a valid image reference ({problem}): give name:tag (e.g. "
+                             "velocity/app:0.1.0) or an image id to describe")
     if p["timeout"] <= 0:
-        module.fail_json(msg="timeout must be a positive number of seconds, not %d" % p["timeout"])
+        module.fail_json(msg=f"timeout must be a positive number of seconds, not {p['timeout']}")
     try:
         check_output_file("dest", p["dest"])
     except PathRefused as exc:

@@ -3,9 +3,7 @@
 # Copyright: Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
@@ -282,10 +280,12 @@ conflicts:
   elements: dict
   sample: [{field: .spec.replicas, manager: kubectl-edit, api_version: apps/v1}]
 timings:
-  description: Seconds spent validating, applying and waiting, and in total.
+  description:
+    - Seconds spent in the server-side dry run of every object (C(dry_run_s)), applying and waiting
+      (C(apply_and_rollout_s)), and in total (C(total_s)).
   returned: always
   type: dict
-  sample: {validate_s: 0.05, apply_and_rollout_s: 4.2, total_s: 7.3}
+  sample: {dry_run_s: 0.05, apply_and_rollout_s: 4.2, total_s: 7.3}
 """
 
 import os
@@ -312,7 +312,7 @@ def read_objects(module):
     objs = []
     for path in module.params["src"]:
         if not os.path.isfile(path):
-            raise ManifestError("src %s does not exist or is not a file" % path)
+            raise ManifestError(f"src {path} does not exist or is not a file")
         with open(path, "rb") as handle:
             objs.extend(load_documents(to_text(handle.read(), errors="surrogate_or_strict"), path))
     definitions = module.params["definitions"]

@@ -3,9 +3,7 @@
 # Copyright: Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
@@ -106,10 +104,11 @@ def main():
         to_delete, kept = prune_candidates(client, params["namespace"], params["app"], keep=params["keep"])
         result.update(changed=bool(to_delete), pruned=to_delete, kept=kept)
         if module._diff and to_delete:
-            labels = dict((id(e), "%s %s/%s" % (e["kind"], params["namespace"], e["name"])) for e in to_delete + kept)
+            labels = dict((id(e), f"{e['kind']} {params['namespace']}/{e['name']}") for e in to_delete + kept)
+            header = f"release configurations of {params['app']}"
             result["diff"] = {
-                "before_header": "release configurations of %s" % params["app"],
-                "after_header": "release configurations of %s" % params["app"],
+                "before_header": header,
+                "after_header": header,
                 "before": "\n".join(sorted(labels[id(e)] for e in to_delete + kept)) + "\n",
                 "after": "\n".join(sorted(labels[id(e)] for e in kept)) + "\n",
             }

@@ -3,9 +3,7 @@
 # Copyright: Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
@@ -204,18 +202,18 @@ def main():
     if problem:
         module.fail_json(msg=problem)
     if params["to_revision"] < 0:
-        module.fail_json(msg="to_revision must be 0 (previous) or a revision number, not %s" % params["to_revision"])
+        module.fail_json(msg=f"to_revision must be 0 (previous) or a revision number, not {params['to_revision']}")
     for field in ("wait_timeout", "poll_interval"):
         if params[field] <= 0:
-            module.fail_json(msg="%s must be a positive number of seconds, not %s" % (field, params[field]))
-    label = "Deployment %s/%s" % (params["namespace"], params["name"])
+            module.fail_json(msg=f"{field} must be a positive number of seconds, not {params[field]}")
+    label = f"Deployment {params['namespace']}/{params['name']}"
     started = time.monotonic()
     client = None
     try:
         client = K8sClient.from_params(params, field_manager=params["field_manager"])
         deployment = client.get("apps/v1", "Deployment", params["name"], params["namespace"])
         if deployment is None:
-            module.fail_json(msg="%s does not exist" % label)
+            module.fail_json(msg=f"{label} does not exist")
         before_rev = revision_of(deployment)
         check_credentials = not params["allow_expired_credentials"]
         if module.check_mode:
@@ -250,8 +248,8 @@ def main():
         )
         if module._diff and changed:
             result["diff"] = {
-                "before_header": label + " spec.template (revision %s)" % before_rev,
-                "after_header": label + " spec.template (revision %s)" % revision_of(target),
+                "before_header": label + f" spec.template (revision {before_rev})",
+                "after_header": label + f" spec.template (revision {revision_of(target)})",
                 "before": template_without_hash(deployment["spec"]["template"]),
                 "after": template_without_hash(target["spec"]["template"]),
             }
@@ -260,7 +258,7 @@ def main():
     except K8sApiError as exc:
         module.fail_json(msg=exc.message, conflicts=exc.conflicts)
     except (WaitFailed, WaitTimeout) as exc:
-        module.fail_json(msg="rollback applied but the Deployment did not become Available: %s" % exc, changed=True)
+        module.fail_json(msg=f"rollback applied but the Deployment did not become Available: {exc}", changed=True)
     finally:
         if client is not None:
             client.close()

@@ -213,7 +213,7 @@ def validate(p):
     vault_db.check_token_role("issuer_token_role", p["issuer_token_role"])
     for field in ("min_ttl", "increment", "renew_below"):
         if p[field] is not None and p[field] < 0:
-            raise vault_client.VaultConfigError("%s must be 0 or more seconds, not %d" % (field, p[field]))
+            raise vault_client.VaultConfigError(f"{field} must be 0 or more seconds, not {p[field]}")
     if p["lease_state_file"] and p["state"] != "absent":
         # The state file holds the password; state=absent only reads and removes it.
         try:
@@ -227,7 +227,10 @@ def _where(p):
 
 
 def _record_note(where) -> str:
-    return "%s/%s" % where if where else ""
+    if not where:
+        return ""
+    mount, path = where
+    return f"{mount}/{path}"
 
 
 def _present(module, client, p, result):
@@ -261,14 +264,13 @@ def _renewed(module, client, p, result):
     where = _where(p)
     lease, lease_id, recorded = _find(client, p, where)
     if not lease_id:
-        module.fail_json(msg="no lease to renew: lease_id is not set and %s holds none; issue credentials with "
-                             "state=present (the secrets stage) first" % (
-                                 " / ".join(x for x in (p["lease_state_file"], _record_note(where)) if x)),
-                         how="none")
+        holders = " / ".join(x for x in (p["lease_state_file"], _record_note(where)) if x)
+        module.fail_json(msg=f"no lease to renew: lease_id is not set and {holders} holds none; issue credentials with "
+                             "state=present (the secrets stage) first", how="none")
     info = vault_db.lookup(client, lease_id)
     if info is None:
-        module.fail_json(msg="lease %s is unknown to Vault (expired or revoked): issue new credentials with "
-                             "state=present (re-run the secrets stage and deploy)" % lease_id, how="none")
+        module.fail_json(msg=f"lease {lease_id} is unknown to Vault (expired or revoked): issue new credentials with "
+                             "state=present (re-run the secrets stage and deploy)", how="none")
     if lease is None or lease.lease_id != lease_id:
         lease = vault_db.Lease(lease_id=lease_id, lease_duration=0, renewable=True, issued_at=0)
     ttl = int(info.get("ttl") or 0)
@@ -364,7 +366,8 @@ def main():
     except vault_client.VaultError as exc:
         fail(module, exc, **result)
     except OSError as exc:
-        module.fail_json(msg="cannot write lease_state_file %s: %s" % (p["lease_state_file"], exc.strerror), exception="", **result)
+        module.fail_json(msg=f"cannot write lease_state_file {p['lease_state_file']}: {exc.strerror}", exception="",
+                         **result)
     finally:
         if client is not None:
             client.close()

@@ -23,7 +23,6 @@ from typing import Dict
 from ansible_collections.velocity.platform.plugins.module_utils.common.names import ENV_NAME
 
 FORMATS = ("docker", "shell")
-HEADER = "# Written by velocity.platform.vault_secrets (%s format). Do not edit: values come from Vault."
 _FORMAT_LINE = re.compile(r"^#.*\((docker|shell) format\)")
 
 
@@ -31,19 +30,24 @@ class EnvFileError(ValueError):
     """An env file that cannot be written or read; the message never holds a value."""
 
 
+def header(fmt: str) -> str:
+    """The first line of what render() writes: it names the format, which parse() follows."""
+    return f"# Written by velocity.platform.vault_secrets ({fmt} format). Do not edit: values come from Vault."
+
+
 def render(values: Dict[str, str], fmt: str = "docker") -> bytes:
     if fmt not in FORMATS:
-        raise EnvFileError("env_file_format must be docker or shell, not %s" % fmt)
-    lines = [HEADER % fmt]
+        raise EnvFileError(f"env_file_format must be docker or shell, not {fmt}")
+    lines = [header(fmt)]
     for name in sorted(values):
         value = values[name]
         if fmt == "docker":
             if "\n" in value or "\r" in value:
-                raise EnvFileError("%s: the value has a line break, which the docker env-file format cannot carry; "
-                                   "use env_file_format: shell" % name)
-            lines.append("%s=%s" % (name, value))
+                raise EnvFileError(f"{name}: the value has a line break, which the docker env-file format cannot "
+                                   "carry; use env_file_format: shell")
+            lines.append(f"{name}={value}")
         else:
-            lines.append("%s=%s" % (name, shlex.quote(value)))
+            lines.append(f"{name}={shlex.quote(value)}")
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -61,7 +65,7 @@ def parse(text: str, source: str = "env file") -> Dict[str, str]:
             continue
         name, sep, value = line.lstrip().partition("=")
         if not sep or not ENV_NAME.match(name):
-            raise EnvFileError("%s line %d is not NAME=value" % (source, number))
+            raise EnvFileError(f"{source} line {number} is not NAME=value")
         env[name] = value
     return env
 
@@ -78,10 +82,10 @@ def _parse_shell(text: str, source: str) -> Dict[str, str]:
                 continue
             name, sep, value = word.partition("=")
             if not sep or not ENV_NAME.match(name):
-                raise EnvFileError("%s line %d is not NAME=value" % (source, lexer.lineno))
+                raise EnvFileError(f"{source} line {lexer.lineno} is not NAME=value")
             env[name] = value
     except ValueError as exc:
         if isinstance(exc, EnvFileError):
             raise
-        raise EnvFileError("%s line %d: %s (quote the value)" % (source, lexer.lineno, exc)) from None
+        raise EnvFileError(f"{source} line {lexer.lineno}: {exc} (quote the value)") from None
     return env

@@ -22,8 +22,8 @@ from typing import Optional
 LABEL_MAX = 63
 SUBDOMAIN_MAX = 253
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-DNS1123_LABEL = re.compile(r"^%s$" % _LABEL)
-DNS1123_SUBDOMAIN = re.compile(r"^%s(\.%s)*$" % (_LABEL, _LABEL))
+DNS1123_LABEL = re.compile(rf"^{_LABEL}$")
+DNS1123_SUBDOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 # Kinds whose names the API server validates as path segments only.
 PATH_SEGMENT_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 
@@ -43,15 +43,15 @@ def type_name(value) -> str:
                        ((list, tuple, set), "a list")):
         if isinstance(value, kind):
             return name
-    return "a %s" % type(value).__name__
+    return f"a {type(value).__name__}"
 
 
 def env_name_problem(value, field: str) -> Optional[str]:
     """None when ``value`` is a valid environment variable name, else why not (naming ``field``)."""
     if isinstance(value, str) and ENV_NAME.match(value):
         return None
-    return ("%s: %r is not a valid environment variable name (letters, digits and '_', not starting with a digit)"
-            % (field, value))
+    return (f"{field}: {value!r} is not a valid environment variable name (letters, digits and '_', not starting "
+            "with a digit)")
 
 
 def looks_secret(name: str) -> bool:
@@ -61,14 +61,14 @@ def looks_secret(name: str) -> bool:
 
 def _shown(value) -> str:
     text = repr(value)
-    return text if len(text) <= 70 else text[:60] + "...' (%d characters)" % len(value)
+    return text if len(text) <= 70 else text[:60] + f"...' ({len(value)} characters)"
 
 
 def suggest(value: str, label: bool = False) -> str:
     """A valid spelling close to ``value`` (lowercase, '_' and spaces as '-')."""
     limit = LABEL_MAX if label else SUBDOMAIN_MAX
     text = re.sub(r"[_\s]+", "-", value.lower())
-    text = re.sub(r"[^-a-z0-9%s]" % ("" if label else "."), "", text)
+    text = re.sub(r"[^-a-z0-9]" if label else r"[^-a-z0-9.]", "", text)
     if not label:
         text = re.sub(r"\.{2,}", ".", text)
         text = ".".join(part.strip("-") for part in text.split(".") if part.strip("-"))
@@ -80,18 +80,19 @@ def name_problem(value, field: str, label: bool = False) -> Optional[str]:
     """None when ``value`` is a valid object name (``label=False``) or namespace (``label=True``)."""
     what = "namespace (DNS-1123 label)" if label else "object name (DNS-1123 subdomain)"
     if not isinstance(value, str):
-        return "%s must be a string, a Kubernetes %s, not %s %s" % (field, what, type_name(value), _shown(value))
+        return f"{field} must be a string, a Kubernetes {what}, not {type_name(value)} {_shown(value)}"
     if not value:
-        return "%s is empty: give a Kubernetes %s, for example 'my-app'" % (field, what)
+        return f"{field} is empty: give a Kubernetes {what}, for example 'my-app'"
     limit = LABEL_MAX if label else SUBDOMAIN_MAX
     pattern = DNS1123_LABEL if label else DNS1123_SUBDOMAIN
     if len(value) <= limit and pattern.match(value):
         return None
-    rule = ("at most %d characters: lowercase letters, digits and '-'%s, starting and ending with a letter or digit"
-            % (limit, "" if label else ", and '.' between parts"))
-    too_long = " is %d characters long and" % len(value) if len(value) > limit else ""
-    return "%s %s%s is not a valid Kubernetes %s: use %s (e.g. '%s')" % (
-        field, _shown(value), too_long, what, rule, suggest(value, label))
+    dots = "" if label else ", and '.' between parts"
+    rule = (f"at most {limit} characters: lowercase letters, digits and '-'{dots}, starting and ending with a letter "
+            "or digit")
+    too_long = f" is {len(value)} characters long and" if len(value) > limit else ""
+    example = suggest(value, label)
+    return f"{field} {_shown(value)}{too_long} is not a valid Kubernetes {what}: use {rule} (e.g. '{example}')"
 
 
 def object_name_problem(kind, value, field: str) -> Optional[str]:
@@ -100,9 +101,9 @@ def object_name_problem(kind, value, field: str) -> Optional[str]:
         return name_problem(value, field, label=True)
     if kind in PATH_SEGMENT_KINDS:
         if not isinstance(value, str) or not value:
-            return "%s must be a non-empty string, not %s" % (field, _shown(value))
+            return f"{field} must be a non-empty string, not {_shown(value)}"
         if value in (".", "..") or "/" in value or "%" in value:
-            return "%s %s is not a valid %s name: it must not be '.' or '..' nor contain '/' or '%%'" % (
-                field, _shown(value), kind)
+            return (f"{field} {_shown(value)} is not a valid {kind} name: it must not be '.' or '..' nor contain '/' "
+                    "or '%'")
         return None
     return name_problem(value, field)

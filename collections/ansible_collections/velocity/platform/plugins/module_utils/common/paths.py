@@ -43,20 +43,20 @@ def _is_within(path: str, root: str) -> bool:
 def check_directory(field: str, path: str) -> None:
     if not path or not os.path.isdir(path):
         what = "does not exist" if not path or not os.path.exists(path) else "is not a directory"
-        raise PathRefused("%s %r %s: give an existing directory" % (field, path, what))
+        raise PathRefused(f"{field} {path!r} {what}: give an existing directory")
 
 
 def check_inside(field: str, path: str, root: str, root_field: str) -> str:
     """``path`` (relative to ``root``, or absolute) resolved, symlinks included, inside ``root``; returns it."""
     if not isinstance(path, str) or not path.strip():
-        raise PathRefused("%s is empty: give a file inside %s %s" % (field, root_field, root))
+        raise PathRefused(f"{field} is empty: give a file inside {root_field} {root}")
     real_root = os.path.realpath(root)
     resolved = os.path.realpath(os.path.join(real_root, path))
     if not _is_within(resolved, real_root):
         raise PathRefused(
-            "%s %r resolves to %s, outside %s %s: it must be inside that directory. Move the file into %s "
-            "and give %s relative to it (or set %s to a directory that contains the file)"
-            % (field, path, resolved, root_field, real_root, real_root, field, root_field))
+            f"{field} {path!r} resolves to {resolved}, outside {root_field} {real_root}: it must be inside that "
+            f"directory. Move the file into {real_root} and give {field} relative to it (or set {root_field} to a "
+            "directory that contains the file)")
     return resolved
 
 
@@ -81,46 +81,46 @@ def _git_env() -> dict:
 def check_secret_file(field: str, path: str) -> None:
     """Refuse a secret-bearing file inside a Git working tree, unless Git ignores it."""
     if not isinstance(path, str) or not path.strip():
-        raise PathRefused("%s is empty: give the path of the file to write (e.g. /run/velocity/app.env)" % field)
+        raise PathRefused(f"{field} is empty: give the path of the file to write (e.g. /run/velocity/app.env)")
     if os.path.isdir(path):
-        raise PathRefused("%s %s is a directory: give the path of a file (e.g. %s)"
-                          % (field, path, os.path.join(path, "app.env")))
+        example = os.path.join(path, "app.env")
+        raise PathRefused(f"{field} {path} is a directory: give the path of a file (e.g. {example})")
     real = _real(path)
     tree = git_worktree_of(os.path.dirname(real))
     if tree is None:
         return
     example = os.path.join("/run/velocity", os.path.basename(real))
-    where = "%s %s is inside the Git working tree %s, where a secret can be committed" % (field, path, tree)
-    advice = "write it outside the tree (e.g. %s) or add it to %s" % (example, os.path.join(tree, ".gitignore"))
+    where = f"{field} {path} is inside the Git working tree {tree}, where a secret can be committed"
+    advice = f"write it outside the tree (e.g. {example}) or add it to {os.path.join(tree, '.gitignore')}"
     git = shutil.which("git")
     if not git:
-        raise PathRefused("%s, and git is not installed to tell whether the path is ignored; %s" % (where, advice))
+        raise PathRefused(f"{where}, and git is not installed to tell whether the path is ignored; {advice}")
     try:
         proc = subprocess.run(  # noqa: S603 - argv list, no shell
             [git, "-C", tree, "check-ignore", "-q", "--", os.path.relpath(real, tree)],
             capture_output=True, text=True, timeout=30, env=_git_env(), check=False)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise PathRefused("%s, and git could not tell whether the path is ignored (%s); %s" % (where, exc, advice)) from None
+        raise PathRefused(f"{where}, and git could not tell whether the path is ignored ({exc}); {advice}") from None
     if proc.returncode == 0:
         return  # ignored by the tree's .gitignore (or info/exclude): it cannot be committed by accident
     if proc.returncode == 1:
-        raise PathRefused("%s; %s" % (where, advice))
+        raise PathRefused(f"{where}; {advice}")
     detail = (proc.stderr or "").strip().splitlines()
-    raise PathRefused("%s, and git could not tell whether the path is ignored (%s); %s"
-                      % (where, detail[0] if detail else "exit code %d" % proc.returncode, advice))
+    why = detail[0] if detail else f"exit code {proc.returncode}"
+    raise PathRefused(f"{where}, and git could not tell whether the path is ignored ({why}); {advice}")
 
 
 def check_output_file(field: str, path: str) -> None:
     """An output file: not a directory, in an existing, writable directory."""
     if not isinstance(path, str) or not path.strip():
-        raise PathRefused("%s is empty: give the path of the file to write" % field)
+        raise PathRefused(f"{field} is empty: give the path of the file to write")
     if os.path.isdir(path):
-        raise PathRefused("%s %s is a directory: give a file path inside it (e.g. %s)"
-                          % (field, path, os.path.join(path, "report.json")))
+        example = os.path.join(path, "report.json")
+        raise PathRefused(f"{field} {path} is a directory: give a file path inside it (e.g. {example})")
     parent = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
     if not os.path.isdir(parent):
-        raise PathRefused("%s %s: the directory %s does not exist; create it first (for example with "
-                          "ansible.builtin.file state=directory) or choose an existing directory" % (field, path, parent))
+        raise PathRefused(f"{field} {path}: the directory {parent} does not exist; create it first (for example "
+                          "with ansible.builtin.file state=directory) or choose an existing directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise PathRefused("%s %s: the directory %s is not writable by this user; choose another directory or fix "
-                          "its permissions" % (field, path, parent))
+        raise PathRefused(f"{field} {path}: the directory {parent} is not writable by this user; choose another "
+                          "directory or fix its permissions")

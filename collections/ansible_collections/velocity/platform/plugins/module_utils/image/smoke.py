@@ -61,7 +61,7 @@ def parse_env_file(path: str) -> dict[str, str]:
     """
     try:
         with open(path, encoding="utf-8") as handle:
-            return envfile.parse(handle.read(), "env_file '%s'" % path)
+            return envfile.parse(handle.read(), f"env_file '{path}'")
     except OSError as exc:
         raise DockerModuleError(f"cannot read env_file '{path}': {exc.strerror}") from None
     except envfile.EnvFileError as exc:

@@ -25,9 +25,7 @@
 6. when a sync that had changed something fails, its SyncFail hooks run, as Argo CD runs them.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import copy
 import threading
@@ -71,7 +69,7 @@ class DeployFailed(Exception):
     """The deploy failed; `result` holds what happened so far (returned with the failure)."""
 
     def __init__(self, message, result):
-        super(DeployFailed, self).__init__(message)
+        super().__init__(message)
         self.message = message
         self.result = result
 
@@ -90,7 +88,7 @@ def set_kinds(objs):
         spec = obj.get("spec") or {}
         group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
         for version in spec.get("versions") or []:
-            kinds[("%s/%s" % (group, version.get("name")), kind)] = spec.get("scope", "Namespaced") == "Namespaced"
+            kinds[(f"{group}/{version.get('name')}", kind)] = spec.get("scope", "Namespaced") == "Namespaced"
     return kinds
 
 
@@ -172,7 +170,7 @@ def pod_problems(client, namespace, selector, limit=5):
     """Short reasons why the pods behind `selector` are not ready (for failure messages)."""
     if not selector:
         return []
-    label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
+    label_selector = ",".join(f"{name}={value}" for name, value in sorted(selector.items()))
     try:
         pods = client.list("v1", "Pod", namespace=namespace, label_selector=label_selector)
     except K8sApiError:
@@ -184,13 +182,14 @@ def pod_problems(client, namespace, selector, limit=5):
         restarts = dict((cs.get("name"), cs.get("restartCount", 0)) for cs in status.get("containerStatuses") or [])
         for container, state, reason, message in pod_container_states(pod):
             if state == "waiting":
-                reasons.append("%s %s%s (restarts %s)" % (container, reason, (": %s" % message) if message else "",
-                                                          restarts.get(container, 0)))
+                detail = f": {message}" if message else ""
+                reasons.append(f"{container} {reason}{detail} (restarts {restarts.get(container, 0)})")
         for cond in status.get("conditions") or []:
             if cond.get("type") == "Ready" and cond.get("status") != "True":
-                reasons.append("not Ready: %s" % (cond.get("message") or cond.get("reason") or "unknown"))
+                why = cond.get("message") or cond.get("reason") or "unknown"
+                reasons.append(f"not Ready: {why}")
         if reasons:
-            problems.append("pod %s: %s" % (pod["metadata"]["name"], "; ".join(reasons)))
+            problems.append(f"pod {pod['metadata']['name']}: {'; '.join(reasons)}")
         if len(problems) >= limit:
             break
     return problems
@@ -243,7 +242,7 @@ class Deployer:
         self.refuse_argocd_managed(sync, live)
         self._deploy_index = dict((ref(obj), (obj, live[key(obj)])) for obj in sync if obj["kind"] == "Deployment")
         predicted = self.dry_run(sync, hooks, live, deferred)
-        self.result["timings"]["validate_s"] = round(time.monotonic() - started, 3)
+        self.result["timings"]["dry_run_s"] = round(time.monotonic() - started, 3)
 
         changes = [entry for entry in predicted if entry["action"] != "unchanged"]
         run_hooks = self.run_hooks == "always" or (self.run_hooks == "auto" and bool(changes))
@@ -317,7 +316,7 @@ class Deployer:
             if (obj["apiVersion"], obj["kind"]) in kinds and not self.client.serves(obj["apiVersion"], obj["kind"]):
                 out[key(obj)] = "its CustomResourceDefinition is created by this set"
             elif namespace in namespaces:
-                out[key(obj)] = "its Namespace %s is created by this set" % namespace
+                out[key(obj)] = f"its Namespace {namespace} is created by this set"
         return out
 
     def lay_foundation(self, foundation, predicted, deferred, live):
@@ -344,9 +343,9 @@ class Deployer:
         if errors:
             self.result["created"] = created
             raise DeployFailed(
-                "%d object(s) failed the server-side dry run after their Namespace or CRD was created: %s. "
-                "Created so far (kept; remove them by hand if the set is abandoned): %s. Nothing else was changed."
-                % (len(errors), "; ".join(errors), ", ".join(created)), self.result)
+                f"{len(errors)} object(s) failed the server-side dry run after their Namespace or CRD was created: "
+                f"{'; '.join(errors)}. Created so far (kept; remove them by hand if the set is abandoned): "
+                f"{', '.join(created)}. Nothing else was changed.", self.result)
 
     def refuse_argocd_managed(self, sync, live):
         """Argo CD would undo our change at its next self-heal: refuse before changing anything."""
@@ -356,13 +355,13 @@ class Deployer:
         for obj in sync:
             app = argocd_owner(live[key(obj)])
             if app:
-                owned.append("%s (Application %s)" % (ref(obj), app))
+                owned.append(f"{ref(obj)} (Application {app})")
         if owned:
             self.result["argocd_managed"] = owned
             raise DeployFailed(
-                "%d live object(s) are managed by Argo CD: %s. Nothing was changed. Change them through Argo CD "
-                "(commit the rendered manifests, deploy_render_only=true), or set force=true to take them over "
-                "(Argo CD's self-heal may then undo the change)." % (len(owned), "; ".join(owned)), self.result)
+                f"{len(owned)} live object(s) are managed by Argo CD: {'; '.join(owned)}. Nothing was changed. Change "
+                "them through Argo CD (commit the rendered manifests, deploy_render_only=true), or set force=true to "
+                "take them over (Argo CD's self-heal may then undo the change).", self.result)
 
     def run_syncfail_hooks(self, objs):
         """Run the SyncFail hooks after a failed sync; a note for the failure message."""
@@ -370,10 +369,10 @@ class Deployer:
         for obj in objs:
             try:
                 self.run_hook(obj, "SyncFail")
-                notes.append("%s succeeded" % ref(obj))
+                notes.append(f"{ref(obj)} succeeded")
             except DeployFailed as exc:
-                notes.append("%s failed: %s" % (ref(obj), exc.message))
-        return " SyncFail hook(s): %s." % "; ".join(notes)
+                notes.append(f"{ref(obj)} failed: {exc.message}")
+        return f" SyncFail hook(s): {'; '.join(notes)}."
 
     def dry_run(self, sync, hooks, live, deferred=None):
         """Server-side dry run of every object; collect every error before failing so one run shows them all.
@@ -418,10 +417,10 @@ class Deployer:
             conflicts = [c for exc in errors for c in exc.conflicts]
             self.result["validation_errors"] = [exc.message for exc in errors]
             self.result["conflicts"] = conflicts
+            listed = "\n- ".join(exc.message for exc in errors)
             raise DeployFailed(
-                "%d of %d object(s) failed the server-side dry run; nothing was changed:\n- %s" % (
-                    len(errors), len(sync) + len(hooks), "\n- ".join(exc.message for exc in errors)),
-                self.result)
+                f"{len(errors)} of {len(sync) + len(hooks)} object(s) failed the server-side dry run; nothing was "
+                f"changed:\n- {listed}", self.result)
         return predicted
 
     def apply_waves(self, sync, predicted, live, sync_hooks=()):
@@ -431,7 +430,7 @@ class Deployer:
         for wave, objs in waves(sorted(list(sync) + list(sync_hooks), key=sort_key)):
             wave_hooks = [obj for obj in objs if key(obj) in hook_keys]
             objs = [obj for obj in objs if key(obj) not in hook_keys]
-            self.log("wave %s: applying %d object(s), %d Sync hook(s)" % (wave, len(objs), len(wave_hooks)))
+            self.log(f"wave {wave}: applying {len(objs)} object(s), {len(wave_hooks)} Sync hook(s)")
             # The objects of one wave do not wait for each other: applied concurrently. Once one fails, no
             # other is started; those under way finish and are reported applied (or failed) like the rest.
             to_send = [obj for obj in objs if key(obj) not in self._pre_applied]
@@ -479,29 +478,30 @@ class Deployer:
         self.result["in_flight"] = self.in_flight
         self.result["failure"] = exc.message
         cause = "the Kubernetes API stopped answering" if exc.unreachable else "the API server refused a change"
-        lines = ["deploy interrupted: %s (%s)." % (cause, exc.message)]
+        lines = [f"deploy interrupted: {cause} ({exc.message})."]
         if applied:
-            lines.append("Applied (%d): %s." % (len(applied), ", ".join(
-                "%s [%s]" % (entry["ref"], entry["action"]) for entry in applied)))
+            listed = ", ".join(f"{entry['ref']} [{entry['action']}]" for entry in applied)
+            lines.append(f"Applied ({len(applied)}): {listed}.")
         else:
             lines.append("No object was applied.")
         if self.in_flight and exc.unreachable:
             several = ", " in self.in_flight
-            lines.append("%s %s being applied when the connection failed: %s may or may not have changed."
-                         % (self.in_flight, "were" if several else "was", "they" if several else "it"))
+            were, they = ("were", "they") if several else ("was", "it")
+            lines.append(f"{self.in_flight} {were} being applied when the connection failed: {they} may or may not "
+                         "have changed.")
         if self.result["not_applied"]:
             not_applied = self.result["not_applied"]
-            lines.append("Not applied (%d): %s." % (len(not_applied), ", ".join(not_applied)))
+            lines.append(f"Not applied ({len(not_applied)}): {', '.join(not_applied)}.")
         hooks = self.result["hooks"]
         if hooks:
-            lines.append("Hooks: %s." % ", ".join("%s %s %s" % (h["phase"], h["ref"], h.get("result", "started"))
-                                                  for h in hooks))
+            listed = ", ".join(f"{h['phase']} {h['ref']} {h.get('result', 'started')}" for h in hooks)
+            lines.append(f"Hooks: {listed}.")
         lines.append("Nothing was rolled back. Server-side apply is idempotent: once the API answers, run the task "
                      "again to apply the rest (applied objects stay as they are).")
         return " ".join(lines)
 
     def wait_workload(self, obj, before, wave):
-        label = "%s (wave %s)" % (ref(obj), wave)
+        label = f"{ref(obj)} (wave {wave})"
         try:
             # A Deployment's new pods fail the wait at once on a reason that does not clear by itself.
             probe = RolloutProbe(self.client) if obj["kind"] == "Deployment" else None
@@ -526,16 +526,16 @@ class Deployer:
             self.result["rollback"] = rollbacks or None
             for rb in rollbacks:
                 if rb.get("error"):
-                    notes.append("rollback of %s FAILED: %s" % (rb["deployment"], rb["error"]))
+                    notes.append(f"rollback of {rb['deployment']} FAILED: {rb['error']}")
                 else:
-                    notes.append("rolled %s back from revision %s to the template of revision %s (now revision %s, %s)"
-                                 % (rb["deployment"], rb["failed_revision"], rb["restored_revision"],
-                                    rb["revision_after_rollback"], rb["state"]))
+                    notes.append(f"rolled {rb['deployment']} back from revision {rb['failed_revision']} to the "
+                                 f"template of revision {rb['restored_revision']} (now revision "
+                                 f"{rb['revision_after_rollback']}, {rb['state']})")
         else:
             notes.append("rollback_on_failure=false: left as is")
         self.result["changed"] = True
         outcome = ". ".join(notes) if notes else "No Deployment had a previous revision to roll back to"
-        raise DeployFailed("rollout failed: %s. %s" % (reason, outcome), self.result)
+        raise DeployFailed(f"rollout failed: {reason}. {outcome}", self.result)
 
     def _changed_deployments(self):
         for entry in self.result["objects"]:
@@ -554,8 +554,8 @@ class Deployer:
                 if same_template(rs["spec"]["template"], before["spec"]["template"]):
                     target = rs
             if target is None:
-                raise RolloutError("the ReplicaSet of revision %s is gone (revisionHistoryLimit too low?)"
-                                   % revision_of(before))
+                raise RolloutError(f"the ReplicaSet of revision {revision_of(before)} is gone "
+                                   "(revisionHistoryLimit too low?)")
             refusal = schema_window_refusal(  # a migration the previous release cannot live with
                 target["spec"]["template"], current["spec"]["template"], revision_of(target), revision_of(current),
                 [h["ref"] for h in self.result["hooks"] if h.get("result") == "succeeded"])
@@ -590,8 +590,8 @@ class Deployer:
         if existing is not None:
             if "BeforeHookCreation" not in policies:
                 record["result"] = "failed"
-                raise DeployFailed("%s hook %s already exists and its hook-delete-policy (%s) lacks "
-                                   "BeforeHookCreation: delete it or add the policy" % (phase, ref(obj), ",".join(policies)),
+                raise DeployFailed(f"{phase} hook {ref(obj)} already exists and its hook-delete-policy "
+                                   f"({','.join(policies)}) lacks BeforeHookCreation: delete it or add the policy",
                                    self.result)
             self.client.delete(obj)
             self._wait_gone(obj)
@@ -599,11 +599,11 @@ class Deployer:
             self.client.create(obj)
         except K8sApiError as exc:
             record["result"] = "failed"
-            raise DeployFailed("%s hook %s: %s" % (phase, ref(obj), exc.message), self.result) from None
+            raise DeployFailed(f"{phase} hook {ref(obj)}: {exc.message}", self.result) from None
         probe = self._job_pods_probe if obj["kind"] == "Job" else None
         try:
             if obj["kind"] in PREDICATES:
-                self.hook_waiter.wait(obj["kind"], lambda: self.client.get_obj(obj), "%s hook %s" % (phase, ref(obj)),
+                self.hook_waiter.wait(obj["kind"], lambda: self.client.get_obj(obj), f"{phase} hook {ref(obj)}",
                                       probe=probe)
         except (WaitFailed, WaitTimeout) as exc:
             record["result"] = "failed"
@@ -618,9 +618,9 @@ class Deployer:
             if "HookFailed" in policies:
                 self.client.delete(obj)
             if phase == "PreSync":
-                raise DeployFailed("%s; the workloads were not changed" % reason, self.result) from None
+                raise DeployFailed(f"{reason}; the workloads were not changed", self.result) from None
             if phase == "Sync" and not list(self._changed_deployments()):
-                raise DeployFailed("%s; no Deployment was changed and the later waves were not applied" % reason,
+                raise DeployFailed(f"{reason}; no Deployment was changed and the later waves were not applied",
                                    self.result) from None
             if phase == "SyncFail":
                 raise DeployFailed(reason, self.result) from None
@@ -638,7 +638,7 @@ class Deployer:
             return None, None
         try:
             pods = self.client.list("v1", "Pod", namespace=job["metadata"].get("namespace"),
-                                    label_selector="batch.kubernetes.io/controller-uid=%s" % uid)
+                                    label_selector=f"batch.kubernetes.io/controller-uid={uid}")
         except K8sApiError:
             return None, None
         fatal, notes = pods_report(pods)
@@ -648,7 +648,7 @@ class Deployer:
         deadline = time.monotonic() + timeout
         while self.client.get_obj(obj) is not None:
             if time.monotonic() > deadline:
-                raise DeployFailed("%s: still present %ss after deletion (finalizers?)" % (ref(obj), timeout), self.result)
+                raise DeployFailed(f"{ref(obj)}: still present {timeout}s after deletion (finalizers?)", self.result)
             time.sleep(0.5)
 
     @staticmethod

@@ -6,9 +6,7 @@ calls the deploy modules make: get, server-side apply (optionally dry-run), crea
 delete, list. API errors become K8sApiError with a readable message; field-manager
 conflicts are parsed into (field, manager) pairs."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import json
 import os
@@ -88,7 +86,7 @@ def connection_options(params, environ=None):
                 try:
                     value = boolean(value, strict=True)
                 except TypeError:
-                    raise ConnectionError_("%s=%r is not a boolean: set it to true or false" % (variable, value)) from None
+                    raise ConnectionError_(f"{variable}={value!r} is not a boolean: set it to true or false") from None
             elif option in ("kubeconfig", "ca_cert"):
                 value = os.path.expanduser(value)
         options[option] = value
@@ -114,7 +112,7 @@ class K8sApiError(Exception):
     """An API call failed; `message` is ready for the operator."""
 
     def __init__(self, message, status=None, reason=None, conflicts=None, causes=None, unreachable=False):
-        super(K8sApiError, self).__init__(message)
+        super().__init__(message)
         self.message = message
         self.status = status
         self.reason = reason
@@ -160,7 +158,8 @@ def _delete_hint(obj_ref):
     """'Job velocity/migrate' -> 'kubectl -n velocity delete job/migrate'."""
     kind, dummy, name = obj_ref.partition(" ")
     namespace, slash, short = name.rpartition("/")
-    return "kubectl %sdelete %s/%s" % ("-n %s " % namespace if slash else "", kind.lower(), short)
+    flag = f"-n {namespace} " if slash else ""
+    return f"kubectl {flag}delete {kind.lower()}/{short}"
 
 
 def api_error(exc, action, obj_ref):
@@ -168,21 +167,21 @@ def api_error(exc, action, obj_ref):
     status = getattr(exc, "status", None)
     conflicts = parse_conflicts(causes) if status == 409 else []
     if conflicts:
-        fields = "; ".join("%s is managed by %r" % (c["field"], c["manager"]) for c in conflicts)
-        text = ("%s: server-side apply conflict, %s. Another field manager owns these fields: remove them from "
-                "the manifest, let that manager stop setting them, or apply with force=true to take them over."
-                % (obj_ref, fields))
+        fields = "; ".join(f"{c['field']} is managed by {c['manager']!r}" for c in conflicts)
+        text = (f"{obj_ref}: server-side apply conflict, {fields}. Another field manager owns these fields: remove "
+                "them from the manifest, let that manager stop setting them, or apply with force=true to take them "
+                "over.")
     elif status == 422 or reason == "Invalid":
-        details = "; ".join("%s: %s" % (c.get("field", "?"), c.get("message", "")) for c in causes) or message
-        text = "%s is invalid (%s rejected it): %s" % (obj_ref, action, details)
+        details = "; ".join(f"{c.get('field', '?')}: {c.get('message', '')}" for c in causes) or message
+        text = f"{obj_ref} is invalid ({action} rejected it): {details}"
         if "immutable" in details:
             text += ". These fields cannot change on a live object: keep their old values, give the object a new " \
-                    "name, or delete it first (%s) and deploy again." % _delete_hint(obj_ref)
+                    f"name, or delete it first ({_delete_hint(obj_ref)}) and deploy again."
     elif status in (401, 403):
-        text = "%s: %s refused (HTTP %s): %s. Check the credentials and RBAC of the kubeconfig user." % (
-            obj_ref, action, status, message)
+        text = (f"{obj_ref}: {action} refused (HTTP {status}): {message}. Check the credentials and RBAC of the "
+                "kubeconfig user.")
     else:
-        text = "%s: %s failed (HTTP %s %s): %s" % (obj_ref, action, status, reason or "", message)
+        text = f"{obj_ref}: {action} failed (HTTP {status} {reason or ''}): {message}"
     return K8sApiError(text, status=status, reason=reason, conflicts=conflicts, causes=causes)
 
 
@@ -199,13 +198,13 @@ def build_api_client(kubeconfig=None, context=None, host=None, api_key=None, val
             k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
         except Exception as exc:  # the loader raises ConfigException, TypeError or OSError on bad files
             if kubeconfig or context:
-                raise ConnectionError_("cannot load kubeconfig %s%s: %s" % (
-                    kubeconfig or "(default)", " context " + context if context else "", exc)) from None
+                where = " context " + context if context else ""
+                raise ConnectionError_(f"cannot load kubeconfig {kubeconfig or '(default)'}{where}: {exc}") from None
             try:
                 k8s_config.load_incluster_config(client_configuration=configuration)
             except Exception:
-                raise ConnectionError_("no kubeconfig found (%s) and not running in a cluster: set kubeconfig "
-                                       "or the KUBECONFIG environment variable" % exc) from None
+                raise ConnectionError_(f"no kubeconfig found ({exc}) and not running in a cluster: set kubeconfig "
+                                       "or the KUBECONFIG environment variable") from None
         if api_key:
             configuration.api_key = {"authorization": "Bearer " + api_key}
     # Room for the concurrent requests of manifest_apply (k8s/apply.py), each on its own kept-alive connection.
@@ -231,10 +230,10 @@ class K8sClient:
         try:
             self.dynamic = DynamicClient(api_client, discoverer=LazyDiscoverer)
         except (ApiException, DynamicApiError) as exc:
-            raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (
-                api_client.configuration.host, parse_status(exc)[0]), status=getattr(exc, "status", None)) from None
+            raise K8sApiError(f"cannot reach the Kubernetes API at {api_client.configuration.host}: "
+                              f"{parse_status(exc)[0]}", status=getattr(exc, "status", None)) from None
         except Exception as exc:  # urllib3 connection errors, TLS errors
-            raise K8sApiError("cannot reach the Kubernetes API at %s: %s" % (api_client.configuration.host, exc),
+            raise K8sApiError(f"cannot reach the Kubernetes API at {api_client.configuration.host}: {exc}",
                               unreachable=True) from None
         self._resources = {}
 
@@ -257,12 +256,12 @@ class K8sClient:
             try:
                 self._resources[cache_key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:
-                raise K8sApiError("the API server does not serve kind %s in %s (is the CRD installed, is the "
-                                  "apiVersion right?)" % (kind, api_version)) from None
+                raise K8sApiError(f"the API server does not serve kind {kind} in {api_version} (is the CRD "
+                                  "installed, is the apiVersion right?)") from None
             except (ApiException, DynamicApiError) as exc:
-                raise api_error(exc, "discovery", "%s %s" % (api_version, kind)) from None
+                raise api_error(exc, "discovery", f"{api_version} {kind}") from None
             except Exception as exc:  # connection refused, TLS, timeouts
-                raise self.unreachable("discovery of %s %s" % (api_version, kind), exc) from None
+                raise self.unreachable(f"discovery of {api_version} {kind}", exc) from None
         return self._resources[cache_key]
 
     def serves(self, api_version, kind):
@@ -281,8 +280,8 @@ class K8sClient:
         self._resources = {}
 
     def unreachable(self, what, exc):
-        return K8sApiError("%s failed: cannot reach the Kubernetes API at %s: %s" % (
-            what, self.api_client.configuration.host, exc), unreachable=True)
+        return K8sApiError(f"{what} failed: cannot reach the Kubernetes API at "
+                           f"{self.api_client.configuration.host}: {exc}", unreachable=True)
 
     def namespaced(self, obj):
         return self.resource(obj["apiVersion"], obj["kind"]).namespaced
@@ -294,7 +293,7 @@ class K8sClient:
         except (ApiException, DynamicApiError) as exc:
             raise api_error(exc, action, obj_ref) from None
         except Exception as exc:  # connection refused, TLS, timeouts
-            raise self.unreachable("%s of %s" % (action, obj_ref), exc) from None
+            raise self.unreachable(f"{action} of {obj_ref}", exc) from None
         return result.to_dict() if hasattr(result, "to_dict") else result
 
     def get(self, api_version, kind, name, namespace=None):
@@ -305,9 +304,9 @@ class K8sClient:
         except (ApiException, DynamicApiError) as exc:
             if getattr(exc, "status", None) == 404:
                 return None
-            raise api_error(exc, "get", "%s %s/%s" % (kind, namespace or "", name)) from None
+            raise api_error(exc, "get", f"{kind} {namespace or ''}/{name}") from None
         except Exception as exc:  # connection refused, TLS, timeouts
-            raise self.unreachable("get of %s %s/%s" % (kind, namespace or "", name), exc) from None
+            raise self.unreachable(f"get of {kind} {namespace or ''}/{name}", exc) from None
 
     def get_obj(self, obj):
         meta = obj["metadata"]
@@ -315,7 +314,7 @@ class K8sClient:
 
     def list(self, api_version, kind, namespace=None, label_selector=None):
         res = self.resource(api_version, kind)
-        result = self._call("list", "%s in %s" % (kind, namespace or "cluster"), self.dynamic.get, res,
+        result = self._call("list", f"{kind} in {namespace or 'cluster'}", self.dynamic.get, res,
                             namespace=namespace, label_selector=label_selector)
         return result.get("items") or []
 
@@ -347,7 +346,7 @@ class K8sClient:
                 return False
             raise api_error(exc, "delete", ref(obj)) from None
         except Exception as exc:  # connection refused, TLS, timeouts
-            raise self.unreachable("delete of %s" % ref(obj), exc) from None
+            raise self.unreachable(f"delete of {ref(obj)}", exc) from None
         return True
 
     def json_patch(self, obj, patch):

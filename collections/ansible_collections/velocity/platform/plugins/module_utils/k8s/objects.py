@@ -5,9 +5,7 @@
 by Argo CD sync wave and hook phase, masking Secrets, normalising for comparison and
 extracting the fields one field manager owns. No API calls here."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import copy
 import json
@@ -59,11 +57,11 @@ class ManifestError(Exception):
 def load_documents(text, source):
     """Parse one YAML stream into a list of dicts (empty documents and List kinds flattened)."""
     if not HAS_YAML:  # pragma: no cover
-        raise ManifestError("PyYAML is required to read %s" % source)
+        raise ManifestError(f"PyYAML is required to read {source}")
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        raise ManifestError("%s is not valid YAML: %s" % (source, exc)) from None
+        raise ManifestError(f"{source} is not valid YAML: {exc}") from None
     return flatten(docs, source)
 
 
@@ -78,33 +76,32 @@ def flatten(docs, source):
         if isinstance(doc, list):
             out.extend(flatten(doc, source))
             continue
-        where = "%s document %d" % (source, index + 1)
+        where = f"{source} document {index + 1}"
         if not isinstance(doc, dict):
-            raise ManifestError("%s is a %s, not a Kubernetes object (a mapping with apiVersion, kind and metadata)"
-                                % (where, type(doc).__name__))
+            raise ManifestError(f"{where} is a {type(doc).__name__}, not a Kubernetes object (a mapping with "
+                                "apiVersion, kind and metadata)")
         kind = doc.get("kind")
         if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
-            out.extend(flatten(doc["items"], "%s (%s)" % (where, kind)))
+            out.extend(flatten(doc["items"], f"{where} ({kind})"))
             continue
         for field in ("apiVersion", "kind"):
             if not doc.get(field):
-                raise ManifestError("%s has no %s" % (where, field))
+                raise ManifestError(f"{where} has no {field}")
             if not isinstance(doc[field], str):
-                raise ManifestError("%s: %s must be a string, not %s %r"
-                                    % (where, field, type(doc[field]).__name__, doc[field]))
+                raise ManifestError(f"{where}: {field} must be a string, not {type(doc[field]).__name__} "
+                                    f"{doc[field]!r}")
         meta = doc.get("metadata")
         if not isinstance(meta, dict):
-            raise ManifestError("%s (%s) has %s: give metadata as a mapping with at least a name"
-                                % (where, kind, "no metadata" if meta is None else "metadata that is a %s, not a mapping"
-                                   % type(meta).__name__))
+            has = "no metadata" if meta is None else f"metadata that is a {type(meta).__name__}, not a mapping"
+            raise ManifestError(f"{where} ({kind}) has {has}: give metadata as a mapping with at least a name")
         if not meta.get("name"):
-            raise ManifestError("%s (%s) has no metadata.name" % (where, kind))
+            raise ManifestError(f"{where} ({kind}) has no metadata.name")
         problem = object_name_problem(kind, meta["name"], "metadata.name")
         if problem is None and meta.get("namespace") is not None:
             problem = name_problem(meta["namespace"], "metadata.namespace", label=True)
         if problem:
-            shown = str(meta["name"]) if len(str(meta["name"])) <= 70 else "%s..." % str(meta["name"])[:20]
-            raise ManifestError("%s (%s %s): %s" % (where, kind, shown, problem))
+            shown = str(meta["name"]) if len(str(meta["name"])) <= 70 else f"{str(meta['name'])[:20]}..."
+            raise ManifestError(f"{where} ({kind} {shown}): {problem}")
         out.append(doc)
     return out
 
@@ -113,7 +110,8 @@ def ref(obj):
     """Human reference: Kind namespace/name."""
     meta = obj.get("metadata") or {}
     ns = meta.get("namespace")
-    return "%s %s%s" % (obj.get("kind"), ns + "/" if ns else "", meta.get("name"))
+    prefix = ns + "/" if ns else ""
+    return f"{obj.get('kind')} {prefix}{meta.get('name')}"
 
 
 def key(obj):
@@ -126,7 +124,7 @@ def check_unique(objs):
     for obj in objs:
         k = key(obj)
         if k in seen:
-            raise ManifestError("%s appears twice in the input; each object must be given once" % ref(obj))
+            raise ManifestError(f"{ref(obj)} appears twice in the input; each object must be given once")
         seen.add(k)
 
 
@@ -172,7 +170,7 @@ def sync_wave(obj):
     try:
         return int(str(raw).strip())
     except ValueError:
-        raise ManifestError("%s: annotation %s=%r is not an integer" % (ref(obj), WAVE_ANNOTATION, raw)) from None
+        raise ManifestError(f"{ref(obj)}: annotation {WAVE_ANNOTATION}={raw!r} is not an integer") from None
 
 
 def hook_phase(obj):
@@ -183,9 +181,9 @@ def hook_phase(obj):
     phases = [p.strip() for p in str(raw).split(",") if p.strip()]
     for phase in phases:
         if phase not in HOOK_PHASES:
-            raise ManifestError("%s: hook phase %r is not one of %s" % (ref(obj), phase, ", ".join(HOOK_PHASES)))
+            raise ManifestError(f"{ref(obj)}: hook phase {phase!r} is not one of {', '.join(HOOK_PHASES)}")
     if len(phases) != 1:
-        raise ManifestError("%s: give one hook phase, not %r" % (ref(obj), raw))
+        raise ManifestError(f"{ref(obj)}: give one hook phase, not {raw!r}")
     return phases[0]
 
 
@@ -196,7 +194,7 @@ def delete_policies(obj):
     policies = [p.strip() for p in str(raw).split(",") if p.strip()]
     for policy in policies:
         if policy not in DELETE_POLICIES:
-            raise ManifestError("%s: hook-delete-policy %r is not one of %s" % (ref(obj), policy, ", ".join(DELETE_POLICIES)))
+            raise ManifestError(f"{ref(obj)}: hook-delete-policy {policy!r} is not one of {', '.join(DELETE_POLICIES)}")
     return policies
 
 

@@ -6,9 +6,7 @@ does it (the ReplicaSet's pod template, without its pod-template-hash label, bec
 the Deployment's template), but through server-side apply under the same field
 manager that deployed it, so the next deploy does not hit field-manager conflicts."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import copy
 import time
@@ -109,7 +107,7 @@ def prune_candidates(client, namespace, app, keep=()):
     keep = set(keep or ())
     to_delete, kept = [], []
     for kind, named in (("ConfigMap", config_maps), ("Secret", secrets)):
-        items = client.list("v1", kind, namespace=namespace, label_selector="%s=%s" % (RELEASE_CONFIG_LABEL, app))
+        items = client.list("v1", kind, namespace=namespace, label_selector=f"{RELEASE_CONFIG_LABEL}={app}")
         for obj in sorted(items, key=lambda o: o["metadata"]["name"]):
             name = obj["metadata"]["name"]
             entry = {"kind": kind, "name": name}
@@ -159,20 +157,20 @@ def credential_problem(client, deployment, target_rs, now=None, margin=0):
     template = (target_rs.get("spec") or {}).get("template") or {}
     for record in lease_records(client, namespace, template):
         if not record["exists"]:
-            return ("refusing to roll %s back to revision %s: the Secret %s it names is gone (pruned or deleted), "
-                    "so its pods could not start. Deploy that release again instead (the secrets stage issues "
-                    "fresh credentials)." % (ref(deployment), revision_of(target_rs), record["secret"]))
+            return (f"refusing to roll {ref(deployment)} back to revision {revision_of(target_rs)}: the Secret "
+                    f"{record['secret']} it names is gone (pruned or deleted), so its pods could not start. Deploy "
+                    "that release again instead (the secrets stage issues fresh credentials).")
         expires = _parse_expiry(record["expires_at"])
         if expires is not None and expires - margin <= now:
             when = datetime.fromtimestamp(expires, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            return ("refusing to roll %s back to revision %s: its Secret %s carries database credentials of Vault "
-                    "lease %s, which expired at %s (%d s ago); restoring it would start pods with dead "
+            lease_id = record["lease_id"] or "(unknown)"
+            return (f"refusing to roll {ref(deployment)} back to revision {revision_of(target_rs)}: its Secret "
+                    f"{record['secret']} carries database credentials of Vault lease {lease_id}, which expired at "
+                    f"{when} ({int(now - expires)} s ago); restoring it would start pods with dead "
                     "credentials. Deploy that revision's release again instead: the secrets stage issues fresh "
                     "credentials and the deploy writes them into a new Secret (playbooks/site.yml with that "
                     "image and configuration). If the lease was renewed in Vault past the recorded expiry, set "
-                    "allow_expired_credentials=true (rollback role: rollback_allow_expired_credentials=true)."
-                    % (ref(deployment), revision_of(target_rs), record["secret"], record["lease_id"] or "(unknown)",
-                       when, int(now - expires)))
+                    "allow_expired_credentials=true (rollback role: rollback_allow_expired_credentials=true).")
     return None
 
 
@@ -215,7 +213,7 @@ def same_template(a, b):
 def owned_replicasets(client, deployment):
     meta = deployment["metadata"]
     selector = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items())) or None
+    label_selector = ",".join(f"{name}={value}" for name, value in sorted(selector.items())) or None
     items = client.list("apps/v1", "ReplicaSet", namespace=meta.get("namespace"), label_selector=label_selector)
     owned = [rs for rs in items
              if any(o.get("uid") == meta.get("uid") for o in (rs["metadata"].get("ownerReferences") or []))]
@@ -261,15 +259,17 @@ def pick_target(replicasets, deployment, to_revision):
         for rs in replicasets:
             if to_revision in revisions_of(rs):
                 return rs
-        raise RolloutError("%s has no revision %s; revisions kept: %s (revisionHistoryLimit=%s)" % (
-            ref(deployment), to_revision, ", ".join(str(r) for r in available) or "none",
-            (deployment.get("spec") or {}).get("revisionHistoryLimit", 10)))
+        kept = ", ".join(str(r) for r in available) or "none"
+        limit = (deployment.get("spec") or {}).get("revisionHistoryLimit", 10)
+        raise RolloutError(f"{ref(deployment)} has no revision {to_revision}; revisions kept: {kept} "
+                           f"(revisionHistoryLimit={limit})")
     current = current_replicaset(replicasets, deployment)
     current_rev = revision_of(current) if current else revision_of(deployment)
     older = [rs for rs in replicasets if revision_of(rs) < current_rev]
     if not older:
-        raise RolloutError("%s has no revision before %s to roll back to; revisions kept: %s" % (
-            ref(deployment), current_rev, ", ".join(str(r) for r in available) or "none"))
+        kept = ", ".join(str(r) for r in available) or "none"
+        raise RolloutError(f"{ref(deployment)} has no revision before {current_rev} to roll back to; revisions kept: "
+                           f"{kept}")
     return older[-1]
 
 
@@ -286,7 +286,7 @@ def rollback_body(deployment, target_rs, field_manager):
     meta["name"] = deployment["metadata"]["name"]
     meta["namespace"] = deployment["metadata"].get("namespace")
     rs_anns = target_rs["metadata"].get("annotations") or {}
-    for name in list((meta.get("annotations") or {})):
+    for name in list(meta.get("annotations") or {}):
         if name in rs_anns and name not in CONTROLLER_ANNOTATIONS:
             meta["annotations"][name] = rs_anns[name]
     body.setdefault("spec", {})["template"] = template

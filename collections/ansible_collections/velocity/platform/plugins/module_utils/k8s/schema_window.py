@@ -16,9 +16,7 @@ not in that window would put code on a schema it cannot live with: the rollback 
 and the message says what to do. Templates without the annotations are not checked.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 HEAD_ANNOTATION = "velocity.dev/schema-head"
 WINDOW_ANNOTATION = "velocity.dev/schema-window"
@@ -39,13 +37,13 @@ def schema_window_refusal(target_template, failed_template, target_revision, fai
     window = [h.strip() for h in (failed.get(WINDOW_ANNOTATION) or "").split(",") if h.strip()]
     if not target_head or not failed_head or not window or target_head in window:
         return None
-    ran = (" (its hook %s ran in this sync)" % ", ".join(migrated)) if migrated else ""
-    db_state = failed_head if migrated else "%s if that migration ran" % failed_head
-    return ("refused to roll back to revision %s: its code needs schema %s, but migration %s of the failed "
-            "revision %s%s is declared incompatible with it (compatible_with_previous = False; the schema "
-            "window admits only %s). State: the Deployment stays at revision %s, the database is at %s, and the "
-            "previous release's pods report unready on /readyz. To go back: downgrade the database first with "
-            "the failed release's image, `velocity-app migrate --downgrade %s`, then roll back "
-            "(playbooks/rollback.yml); or fix forward. Runbook: database-migration rollback"
-            % (target_revision, target_head, failed_head, failed_revision, ran, ", ".join(window),
-               failed_revision, db_state, target_head))
+    ran = f" (its hook {', '.join(migrated)} ran in this sync)" if migrated else ""
+    db_state = failed_head if migrated else f"{failed_head} if that migration ran"
+    admitted = ", ".join(window)
+    return (f"refused to roll back to revision {target_revision}: its code needs schema {target_head}, but migration "
+            f"{failed_head} of the failed revision {failed_revision}{ran} is declared incompatible with it "
+            f"(compatible_with_previous = False; the schema window admits only {admitted}). State: the Deployment "
+            f"stays at revision {failed_revision}, the database is at {db_state}, and the previous release's pods "
+            "report unready on /readyz. To go back: downgrade the database first with the failed release's image, "
+            f"`velocity-app migrate --downgrade {target_head}`, then roll back (playbooks/rollback.yml); or fix "
+            "forward. Runbook: database-migration rollback")

@@ -20,9 +20,7 @@ fail-fast (it may pass later): it ends at progressDeadlineSeconds (ProgressDeadl
 and the message then carries the readiness probe's failure event ("Readiness probe failed: ...").
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import re
 import time
@@ -62,8 +60,9 @@ def pod_container_states(pod):
         if waiting:
             out.append((cs.get("name"), "waiting", waiting.get("reason") or "", waiting.get("message") or ""))
         elif terminated and terminated.get("exitCode", 0) != 0:
-            out.append((cs.get("name"), "terminated", "%s, exit code %s" % (
-                terminated.get("reason") or "Error", terminated.get("exitCode")), terminated.get("message") or ""))
+            out.append((cs.get("name"), "terminated",
+                        f"{terminated.get('reason') or 'Error'}, exit code {terminated.get('exitCode')}",
+                        terminated.get("message") or ""))
     return out
 
 
@@ -73,8 +72,8 @@ def pods_report(pods):
     for pod in pods:
         name = (pod.get("metadata") or {}).get("name")
         for container, state, reason, message in pod_container_states(pod):
-            detail = (" (%s)" % message) if message else ""
-            text = "pod %s container %s %s: %s%s" % (name, container, state, reason, detail)
+            detail = f" ({message})" if message else ""
+            text = f"pod {name} container {container} {state}: {reason}{detail}"
             notes.append(text)
             if state == "waiting" and reason in FAIL_FAST_WAITING:
                 fatal.append(text)
@@ -220,37 +219,39 @@ def deployment_ready(obj, ignore_deadline=False):
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     if not _observed(obj):
-        return Status(False, False, "controller has not observed generation %s yet" % obj["metadata"].get("generation"))
+        return Status(False, False, f"controller has not observed generation {obj['metadata'].get('generation')} yet")
     progressing = condition(obj, "Progressing")
     if progressing and progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded" \
             and not ignore_deadline:
-        return Status(False, True, "ProgressDeadlineExceeded: rollout exceeded its progress deadline (%ss): %s" % (
-            spec.get("progressDeadlineSeconds", 600), progressing.get("message", "")))
+        deadline = spec.get("progressDeadlineSeconds", 600)
+        return Status(False, True, f"ProgressDeadlineExceeded: rollout exceeded its progress deadline ({deadline}s): "
+                                   f"{progressing.get('message', '')}")
     want = spec.get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
     total = status.get("replicas", 0)
     available = status.get("availableReplicas", 0)
     if updated < want:
-        return Status(False, False, "%d of %d updated replicas" % (updated, want))
+        return Status(False, False, f"{updated} of {want} updated replicas")
     if total > updated:
-        return Status(False, False, "%d old replicas pending termination" % (total - updated))
+        return Status(False, False, f"{total - updated} old replicas pending termination")
     if available < updated:
-        return Status(False, False, "%d of %d updated replicas available" % (available, updated))
-    return Status(True, False, "%d/%d replicas updated and available" % (available, want))
+        return Status(False, False, f"{available} of {updated} updated replicas available")
+    return Status(True, False, f"{available}/{want} replicas updated and available")
 
 
 def job_complete(obj):
     for failed_type in ("Failed", "FailureTarget"):
         cond = condition(obj, failed_type)
         if cond and cond.get("status") == "True":
-            return Status(False, True, "job failed (%s): %s" % (cond.get("reason", ""), cond.get("message", "")))
+            return Status(False, True, f"job failed ({cond.get('reason', '')}): {cond.get('message', '')}")
     for done_type in ("Complete", "SuccessCriteriaMet"):
         cond = condition(obj, done_type)
         if cond and cond.get("status") == "True":
-            return Status(True, False, "job complete (%s succeeded)" % (obj.get("status") or {}).get("succeeded", 0))
+            succeeded = (obj.get("status") or {}).get("succeeded", 0)
+            return Status(True, False, f"job complete ({succeeded} succeeded)")
     status = obj.get("status") or {}
-    return Status(False, False, "job running (active %s, succeeded %s, failed %s)" % (
-        status.get("active", 0), status.get("succeeded", 0), status.get("failed", 0)))
+    return Status(False, False, f"job running (active {status.get('active', 0)}, "
+                                f"succeeded {status.get('succeeded', 0)}, failed {status.get('failed', 0)})")
 
 
 def statefulset_ready(obj):
@@ -260,10 +261,10 @@ def statefulset_ready(obj):
         return Status(False, False, "controller has not observed the new generation yet")
     want = spec.get("replicas", 1)
     if status.get("updatedReplicas", 0) < want or status.get("readyReplicas", 0) < want:
-        return Status(False, False, "%s of %s replicas updated and ready" % (status.get("readyReplicas", 0), want))
+        return Status(False, False, f"{status.get('readyReplicas', 0)} of {want} replicas updated and ready")
     if status.get("currentRevision") != status.get("updateRevision"):
         return Status(False, False, "rolling update in progress")
-    return Status(True, False, "%s replicas ready" % want)
+    return Status(True, False, f"{want} replicas ready")
 
 
 def daemonset_ready(obj):
@@ -272,8 +273,8 @@ def daemonset_ready(obj):
         return Status(False, False, "controller has not observed the new generation yet")
     want = status.get("desiredNumberScheduled", 0)
     if status.get("updatedNumberScheduled", 0) < want or status.get("numberAvailable", 0) < want:
-        return Status(False, False, "%s of %s pods updated and available" % (status.get("numberAvailable", 0), want))
-    return Status(True, False, "%s pods available" % want)
+        return Status(False, False, f"{status.get('numberAvailable', 0)} of {want} pods updated and available")
+    return Status(True, False, f"{want} pods available")
 
 
 def pod_ready(obj):
@@ -282,14 +283,14 @@ def pod_ready(obj):
         return Status(False, True, "pod failed")
     cond = condition(obj, "Ready")
     if phase == "Succeeded" or (cond and cond.get("status") == "True"):
-        return Status(True, False, "pod %s" % phase)
-    return Status(False, False, "pod %s, not ready" % phase)
+        return Status(True, False, f"pod {phase}")
+    return Status(False, False, f"pod {phase}, not ready")
 
 
 def crd_established(obj):
     names = condition(obj, "NamesAccepted")
     if names and names.get("status") == "False":
-        return Status(False, True, "CRD names not accepted: %s" % (names.get("message") or names.get("reason")))
+        return Status(False, True, f"CRD names not accepted: {names.get('message') or names.get('reason')}")
     cond = condition(obj, "Established")
     if cond and cond.get("status") == "True":
         return Status(True, False, "CRD established")
@@ -308,13 +309,13 @@ PREDICATES = {
 
 class WaitTimeout(Exception):
     def __init__(self, message, last):
-        super(WaitTimeout, self).__init__(message)
+        super().__init__(message)
         self.last = last
 
 
 class WaitFailed(Exception):
     def __init__(self, message, last):
-        super(WaitFailed, self).__init__(message)
+        super().__init__(message)
         self.last = last
 
 
@@ -355,19 +356,19 @@ class Waiter:
                         # Why it failed, from the pods (e.g. the readiness probe's failure event at the deadline).
                         _fatal, note = probe(obj)
                         if note:
-                            message = "%s; %s" % (message, note)
-                    raise WaitFailed("%s: %s" % (label, message), obj)
+                            message = f"{message}; {note}"
+                    raise WaitFailed(f"{label}: {message}", obj)
                 if status.done:
                     return obj
                 if probe is not None:
                     fatal, note = probe(obj)
                     if fatal:
-                        raise WaitFailed("%s: %s" % (label, fatal), obj)
+                        raise WaitFailed(f"{label}: {fatal}", obj)
                     if note:
-                        last_message = "%s; %s" % (last_message, note)
+                        last_message = f"{last_message}; {note}"
             now = self.clock()
             if now >= deadline:
-                raise WaitTimeout("%s: not ready after %ss (%s)" % (label, self.timeout, last_message), obj)
+                raise WaitTimeout(f"{label}: not ready after {self.timeout}s ({last_message})", obj)
             self.sleep(min(step, deadline - now))
             step = min(self.interval, step * 1.5)
 

@@ -12,9 +12,7 @@ below them, per environment, and then the history day by day: deployments
 each failed deploy, and the CI runs with their duration and result.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import html
 import json
@@ -57,15 +55,15 @@ def _bar_chart(chart_id, title, bars, unit, y_max=None):
     totals = [sum(v for v, dummy, dummy2 in segs) for dummy3, segs in bars]
     top_value = y_max if y_max is not None else max([*totals, 0])
     top_value = top_value or 1
-    parts = ['<figure class="chart" id="%s"><figcaption>%s</figcaption>' % (_esc(chart_id), _esc(title)),
-             '<svg viewBox="0 0 %d %d" role="img" aria-label="%s">' % (width, height, _esc(title))]
+    parts = [f'<figure class="chart" id="{_esc(chart_id)}"><figcaption>{_esc(title)}</figcaption>',
+             f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">']
     for tick in range(5):
         value = top_value * tick / 4.0
         y = top + plot_h - plot_h * tick / 4.0
-        parts.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" class="grid"/>' % (left, y, width - 12, y))
-        parts.append('<text x="%d" y="%.1f" class="tick" text-anchor="end">%s</text>' % (left - 6, y + 4, _esc(unit(value))))
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 12}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{_esc(unit(value))}</text>')
     if not bars:
-        parts.append('<text x="%d" y="%d" class="empty">no data yet</text>' % (left + 12, top + plot_h // 2))
+        parts.append(f'<text x="{left + 12}" y="{top + plot_h // 2}" class="empty">no data yet</text>')
     slot = plot_w / float(max(len(bars), 1))
     bar_w = max(min(slot * 0.7, 48), 2)
     for index, (label, segments) in enumerate(bars):
@@ -74,11 +72,11 @@ def _bar_chart(chart_id, title, bars, unit, y_max=None):
         for value, colour, tooltip in segments:
             h = plot_h * min(value, top_value) / float(top_value)
             y -= h
-            parts.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>'
-                         % (x, y, bar_w, h, colour, _esc(tooltip)))
+            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}">'
+                         f'<title>{_esc(tooltip)}</title></rect>')
         if len(bars) <= 12 or index % max(len(bars) // 12, 1) == 0:
-            parts.append('<text x="%.1f" y="%d" class="tick" text-anchor="middle">%s</text>'
-                         % (x + bar_w / 2.0, height - bottom + 16, _esc(label)))
+            parts.append(f'<text x="{x + bar_w / 2.0:.1f}" y="{height - bottom + 16}" class="tick" '
+                         f'text-anchor="middle">{_esc(label)}</text>')
     parts.append("</svg></figure>")
     return "".join(parts)
 
@@ -88,28 +86,29 @@ def _minutes(seconds):
 
 
 def _tile(key, label, value, text, hint):
-    return ('<div class="tile" data-metric="%s" data-value="%s"><div class="label">%s</div>'
-            '<div class="value">%s</div><div class="hint">%s</div></div>'
-            % (_esc(key), _esc(_raw(value)), _esc(label), _esc(text), _esc(hint)))
+    return (f'<div class="tile" data-metric="{_esc(key)}" data-value="{_esc(_raw(value))}">'
+            f'<div class="label">{_esc(label)}</div><div class="value">{_esc(text)}</div>'
+            f'<div class="hint">{_esc(hint)}</div></div>')
 
 
 def _tiles(report):
     ci = report["ci"]
+    unrestored = report["unrestored_failures"]
     return "".join([
         _tile("deployment_frequency_per_day", "Deployment frequency", report["deployment_frequency_per_day"],
-              "%.3f / day" % report["deployment_frequency_per_day"],
-              "%d successful in %.1f days" % (report["successful_deployments"], report["window_days"])),
+              f"{report['deployment_frequency_per_day']:.3f} / day",
+              f"{report['successful_deployments']} successful in {report['window_days']:.1f} days"),
         _tile("lead_time_for_change_seconds", "Lead time for change", report["lead_time_for_change_seconds"],
               human_duration(report["lead_time_for_change_seconds"]), "median, commit to deployed"),
         _tile("change_failure_rate", "Change failure rate", report["change_failure_rate"],
-              "%.1f%%" % (report["change_failure_rate"] * 100),
-              "%d of %d deployments failed" % (report["failed_deployments"], report["deployments"])),
+              f"{report['change_failure_rate'] * 100:.1f}%",
+              f"{report['failed_deployments']} of {report['deployments']} deployments failed"),
         _tile("time_to_restore_seconds", "Time to restore", report["time_to_restore_seconds"],
               human_duration(report["time_to_restore_seconds"]),
-              "mean" + ("; %d not restored" % report["unrestored_failures"] if report["unrestored_failures"] else "")),
+              "mean" + (f"; {unrestored} not restored" if unrestored else "")),
         _tile("ci_pass_rate", "CI runs", ci["pass_rate"],
-              "%d / %d passed" % (ci["passed"], ci["runs"]) if ci["runs"] else "none yet",
-              "median %s; last %s" % (human_duration(ci["median_duration_seconds"]), ci["last_result"] or "n/a")),
+              f"{ci['passed']} / {ci['runs']} passed" if ci["runs"] else "none yet",
+              f"median {human_duration(ci['median_duration_seconds'])}; last {ci['last_result'] or 'n/a'}"),
     ])
 
 
@@ -121,16 +120,17 @@ def _environments(events):
     rows = []
     for name, env_events in envs.items():
         r = compute(env_events)
-        rows.append('<tr data-environment="%s"><td>%s</td><td>%d</td><td>%.3f / day</td><td>%s</td><td>%.1f%%</td>'
-                    '<td>%s</td><td>%d</td></tr>'
-                    % (_esc(name), _esc(name), r["deployments"], r["deployment_frequency_per_day"],
-                       _esc(human_duration(r["lead_time_for_change_seconds"])), r["change_failure_rate"] * 100,
-                       _esc(human_duration(r["time_to_restore_seconds"])), r["rollbacks"]))
+        lead = _esc(human_duration(r["lead_time_for_change_seconds"]))
+        restore = _esc(human_duration(r["time_to_restore_seconds"]))
+        rows.append(f'<tr data-environment="{_esc(name)}"><td>{_esc(name)}</td><td>{r["deployments"]}</td>'
+                    f'<td>{r["deployment_frequency_per_day"]:.3f} / day</td><td>{lead}</td>'
+                    f'<td>{r["change_failure_rate"] * 100:.1f}%</td><td>{restore}</td><td>{r["rollbacks"]}</td></tr>')
     if not rows:
         rows.append('<tr><td colspan="7">no deployments yet</td></tr>')
+    body = "".join(rows)
     return ('<table id="environments"><thead><tr><th>Environment</th><th>Deployments</th><th>Frequency</th>'
             '<th>Lead time (median)</th><th>Change failure rate</th><th>Time to restore (mean)</th>'
-            '<th>Rollbacks</th></tr></thead><tbody>%s</tbody></table>' % "".join(rows))
+            f'<th>Rollbacks</th></tr></thead><tbody>{body}</tbody></table>')
 
 
 def _charts(events):
@@ -140,13 +140,13 @@ def _charts(events):
         ok = [e for e in day_events if e["result"] == "success"]
         bad = [e for e in day_events if e["result"] == "failure"]
         label = day[5:]
-        deployments.append((label, [(len(ok), GREEN, "%s: %d successful" % (day, len(ok))),
-                                    (len(bad), RED, "%s: %d failed" % (day, len(bad)))]))
+        deployments.append((label, [(len(ok), GREEN, f"{day}: {len(ok)} successful"),
+                                    (len(bad), RED, f"{day}: {len(bad)} failed")]))
         leads = [(e["finished_at"] - e["commit_time"]).total_seconds() for e in ok if e.get("commit_time")]
         day_median = median(leads)
-        lead.append((label, [(day_median or 0, BLUE, "%s: median lead time %s" % (day, human_duration(day_median)))]))
+        lead.append((label, [(day_median or 0, BLUE, f"{day}: median lead time {human_duration(day_median)}")]))
         rate = len(bad) / float(len(day_events))
-        cfr.append((label, [(rate, RED if bad else GREY, "%s: %.0f%% of %d failed" % (day, rate * 100, len(day_events)))]))
+        cfr.append((label, [(rate, RED if bad else GREY, f"{day}: {rate * 100:.0f}% of {len(day_events)} failed")]))
     restore = []
     restores = restorations(events)[-MAX_DAYS:]
     # A failure never restored stands as a full-height pale bar: the longest wait there is.
@@ -154,20 +154,23 @@ def _charts(events):
     for failure, seconds in restores:
         stamp = failure["started_at"].strftime("%m-%d %H:%M")
         if seconds is None:
-            restore.append((stamp, [(ceiling, PALE_RED, "%s: not restored" % stamp)]))
+            restore.append((stamp, [(ceiling, PALE_RED, f"{stamp}: not restored")]))
         else:
-            restore.append((stamp, [(seconds, BLUE, "%s: restored in %s" % (stamp, human_duration(seconds)))]))
+            restore.append((stamp, [(seconds, BLUE, f"{stamp}: restored in {human_duration(seconds)}")]))
     runs = [e for e in events if e["type"] == "ci"][-MAX_DAYS:]
-    ci = [(e["started_at"].strftime("%m-%d %H:%M"),
-           [((e["finished_at"] - e["started_at"]).total_seconds(), GREEN if e["result"] == "success" else RED,
-             "%s %s: %s in %s" % (e["started_at"].strftime("%Y-%m-%d %H:%M"), (e.get("commit") or "")[:10],
-                                  e["result"], human_duration((e["finished_at"] - e["started_at"]).total_seconds())))])
-          for e in runs]
+    ci = []
+    for e in runs:
+        took = (e["finished_at"] - e["started_at"]).total_seconds()
+        started = e["started_at"].strftime("%Y-%m-%d %H:%M")
+        commit = (e.get("commit") or "")[:10]
+        ci.append((e["started_at"].strftime("%m-%d %H:%M"),
+                   [(took, GREEN if e["result"] == "success" else RED,
+                     f"{started} {commit}: {e['result']} in {human_duration(took)}")]))
     return "".join([
         _bar_chart("chart-deployments", "Deployments per day (green: successful, red: failed)", deployments,
-                   lambda v: "%g" % round(v, 1)),
+                   lambda v: f"{round(v, 1):g}"),
         _bar_chart("chart-lead-time", "Lead time for change, median per day", lead, _minutes),
-        _bar_chart("chart-failure-rate", "Change failure rate per day", cfr, lambda v: "%.0f%%" % (v * 100), y_max=1.0),
+        _bar_chart("chart-failure-rate", "Change failure rate per day", cfr, lambda v: f"{v * 100:.0f}%", y_max=1.0),
         _bar_chart("chart-restore", "Time to restore, each failed deployment (pale red: not restored)", restore, _minutes),
         _bar_chart("chart-ci", "CI runs: duration (green: passed, red: failed)", ci, _minutes),
     ])
@@ -193,21 +196,25 @@ figcaption{font-size:13px;font-weight:600;margin:2px 4px 4px}svg{width:100%;heig
 def render_html(events, report=None, title="Velocity delivery: DORA metrics", generated_at=None):
     """The dashboard page for parsed ``events`` (see dora.read_events) as a string."""
     report = compute(events) if report is None else report
-    window = ("%s to %s" % (report["window_start"][:16].replace("T", " "), report["window_end"][:16].replace("T", " "))
-              if report["window_start"] else "no deployments yet")
+    if report["window_start"]:
+        start = report["window_start"][:16].replace("T", " ")
+        end = report["window_end"][:16].replace("T", " ")
+        window = f"{start} to {end}"
+    else:
+        window = "no deployments yet"
     data = json.dumps(report, sort_keys=True).replace("</", "<\\/")
+    generated = f" &middot; generated {_esc(generated_at)}" if generated_at else ""
     return "".join([
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">',
-        "<title>%s</title><style>%s</style></head><body>" % (_esc(title), STYLE),
-        "<h1>%s</h1>" % _esc(title),
-        '<div class="meta">Window: %s UTC &middot; %d deployments, %d rollbacks, %d CI runs%s</div>' % (
-            _esc(window), report["deployments"], report["rollbacks"], report["ci"]["runs"],
-            " &middot; generated %s" % _esc(generated_at) if generated_at else ""),
-        '<section class="tiles" id="metrics">%s</section>' % _tiles(report),
+        f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+        f'<div class="meta">Window: {_esc(window)} UTC &middot; {report["deployments"]} deployments, '
+        f'{report["rollbacks"]} rollbacks, {report["ci"]["runs"]} CI runs{generated}</div>',
+        f'<section class="tiles" id="metrics">{_tiles(report)}</section>',
         "<h2>Per environment</h2>", _environments(events),
-        "<h2>History (last %d days with events)</h2>" % MAX_DAYS,
-        '<section class="charts">%s</section>' % _charts(events),
-        '<script type="application/json" id="dora-report">%s</script>' % data,
+        f"<h2>History (last {MAX_DAYS} days with events)</h2>",
+        f'<section class="charts">{_charts(events)}</section>',
+        f'<script type="application/json" id="dora-report">{data}</script>',
         "</body></html>\n",
     ])

@@ -31,9 +31,7 @@ Definitions (the four keys of DORA's "Accelerate" metrics):
   deploy or rollback. A failure never restored is counted in ``unrestored``.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
@@ -49,12 +47,12 @@ class DoraError(ValueError):
 
 def parse_time(value, where):
     if not isinstance(value, str) or not value:
-        raise DoraError("%s: expected an ISO-8601 time, got %r" % (where, value))
+        raise DoraError(f"{where}: expected an ISO-8601 time, got {value!r}")
     text = value[:-1] + "+00:00" if value.endswith("Z") else value
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise DoraError("%s: %r is not an ISO-8601 time" % (where, value)) from None
+        raise DoraError(f"{where}: {value!r} is not an ISO-8601 time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed
@@ -62,22 +60,22 @@ def parse_time(value, where):
 
 def validate_event(event, where):
     if not isinstance(event, dict):
-        raise DoraError("%s: expected a JSON object" % where)
+        raise DoraError(f"{where}: expected a JSON object")
     for name in REQUIRED_FIELDS:
         if name not in event:
             hint = " (an event written before the one schema: rename 'stage' to 'type')" if "stage" in event else ""
-            raise DoraError("%s: missing field %r%s" % (where, name, hint))
+            raise DoraError(f"{where}: missing field {name!r}{hint}")
     if event["type"] not in TYPES:
-        raise DoraError("%s: field 'type' must be one of %s, got %r" % (where, ", ".join(TYPES), event["type"]))
+        raise DoraError(f"{where}: field 'type' must be one of {', '.join(TYPES)}, got {event['type']!r}")
     if event["result"] not in RESULTS:
-        raise DoraError("%s: field 'result' must be one of %s, got %r" % (where, ", ".join(RESULTS), event["result"]))
+        raise DoraError(f"{where}: field 'result' must be one of {', '.join(RESULTS)}, got {event['result']!r}")
     checked = dict(event)
     checked["started_at"] = parse_time(event["started_at"], where + " field 'started_at'")
     checked["finished_at"] = parse_time(event["finished_at"], where + " field 'finished_at'")
     if event.get("commit_time") is not None:
         checked["commit_time"] = parse_time(event["commit_time"], where + " field 'commit_time'")
     if checked["finished_at"] < checked["started_at"]:
-        raise DoraError("%s: finished_at is before started_at" % where)
+        raise DoraError(f"{where}: finished_at is before started_at")
     return checked
 
 
@@ -87,11 +85,11 @@ def read_events(lines, source="events"):
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        where = "%s line %d" % (source, number)
+        where = f"{source} line {number}"
         try:
             raw = json.loads(line)
         except ValueError as exc:
-            raise DoraError("%s: not JSON (%s)" % (where, exc)) from None
+            raise DoraError(f"{where}: not JSON ({exc})") from None
         events.append(validate_event(raw, where))
     events.sort(key=lambda e: e["started_at"])
     return events
@@ -192,28 +190,29 @@ def human_duration(seconds):
         return "n/a"
     seconds = float(seconds)
     if seconds < 120:
-        return "%.0f s" % seconds
+        return f"{seconds:.0f} s"
     if seconds < 7200:
-        return "%.1f min" % (seconds / 60.0)
+        return f"{seconds / 60.0:.1f} min"
     if seconds < 172800:
-        return "%.1f h" % (seconds / 3600.0)
-    return "%.1f days" % (seconds / 86400.0)
+        return f"{seconds / 3600.0:.1f} h"
+    return f"{seconds / 86400.0:.1f} days"
 
 
 def render_table(report):
+    unrestored = report["unrestored_failures"]
     rows = [
-        ("Deployment frequency", "%.3f per day (%d successful in %.1f days)" % (
-            report["deployment_frequency_per_day"], report["successful_deployments"], report["window_days"])),
+        ("Deployment frequency", f"{report['deployment_frequency_per_day']:.3f} per day ("
+                                 f"{report['successful_deployments']} successful in {report['window_days']:.1f} days)"),
         ("Lead time for change", human_duration(report["lead_time_for_change_seconds"]) + " (median)"),
-        ("Change failure rate", "%.1f%% (%d of %d deployments)" % (
-            report["change_failure_rate"] * 100, report["failed_deployments"], report["deployments"])),
+        ("Change failure rate", f"{report['change_failure_rate'] * 100:.1f}% "
+                                f"({report['failed_deployments']} of {report['deployments']} deployments)"),
         ("Time to restore (MTTR)", human_duration(report["time_to_restore_seconds"]) + (
-            " (%d failure(s) not restored)" % report["unrestored_failures"] if report["unrestored_failures"] else "")),
+            f" ({unrestored} failure(s) not restored)" if unrestored else "")),
         ("Rollbacks", str(report["rollbacks"])),
     ]
     ci = report.get("ci") or {}
     if ci.get("runs"):
-        rows.append(("CI runs", "%d, %d passed, median %s, last %s" % (
-            ci["runs"], ci["passed"], human_duration(ci["median_duration_seconds"]), ci["last_result"])))
+        rows.append(("CI runs", f"{ci['runs']}, {ci['passed']} passed, median "
+                                f"{human_duration(ci['median_duration_seconds'])}, last {ci['last_result']}"))
     width = max(len(name) for name, dummy in rows)
-    return "\n".join("%s  %s" % (name.ljust(width), value) for name, value in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)

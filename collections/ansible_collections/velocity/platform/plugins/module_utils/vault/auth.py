@@ -27,12 +27,12 @@ DEFAULT_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  
 
 def _read_file(path: str, what: str) -> str:
     try:
-        with open(os.path.expanduser(path), "r") as handle:
+        with open(os.path.expanduser(path)) as handle:
             value = handle.read().strip()
     except OSError as exc:
-        raise VaultConfigError("cannot read %s from %s: %s" % (what, path, exc.strerror or exc)) from None
+        raise VaultConfigError(f"cannot read {what} from {path}: {exc.strerror or exc}") from None
     if not value:
-        raise VaultConfigError("%s file %s is empty" % (what, path))
+        raise VaultConfigError(f"{what} file {path} is empty")
     return value
 
 
@@ -89,7 +89,7 @@ class AppRoleAuth(AuthMethod):
 
     def authenticate(self, client: VaultClient) -> dict:
         mount = self._mount("approle")
-        return client.login("AppRole", "auth/%s/login" % mount, client.hvac.auth.approle.login,
+        return client.login("AppRole", f"auth/{mount}/login", client.hvac.auth.approle.login,
                             role_id=self.options["role_id"], secret_id=self.options.get("secret_id") or None,
                             mount_point=mount)
 
@@ -112,7 +112,7 @@ class JwtAuth(AuthMethod):
 
     def authenticate(self, client: VaultClient) -> dict:
         mount = self._mount("jwt")
-        return client.login("JWT", "auth/%s/login" % mount, client.hvac.auth.jwt.jwt_login,
+        return client.login("JWT", f"auth/{mount}/login", client.hvac.auth.jwt.jwt_login,
                             role=self.options["role_id"], jwt=self._jwt, path=mount)
 
 
@@ -133,7 +133,7 @@ class KubernetesAuth(AuthMethod):
 
     def authenticate(self, client: VaultClient) -> dict:
         mount = self._mount("kubernetes")
-        return client.login("Kubernetes", "auth/%s/login" % mount, client.hvac.auth.kubernetes.login,
+        return client.login("Kubernetes", f"auth/{mount}/login", client.hvac.auth.kubernetes.login,
                             role=self.options["role_id"], jwt=self._jwt, mount_point=mount)
 
 
@@ -146,7 +146,7 @@ def select_auth_method(options: dict, environ: Optional[dict] = None) -> AuthMet
         cls = AUTH_METHODS[name]
     except KeyError:
         raise VaultConfigError(
-            "auth_method '%s' is not supported; use one of %s" % (name, ", ".join(sorted(AUTH_METHODS)))
+            f"auth_method '{name}' is not supported; use one of {', '.join(sorted(AUTH_METHODS))}"
         ) from None
     method = cls(options, environ)
     method.validate()

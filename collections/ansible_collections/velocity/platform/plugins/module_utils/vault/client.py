@@ -142,7 +142,7 @@ class VaultConnection:
             skip = env.get("VAULT_SKIP_VERIFY", "").lower() in ("1", "true", "yes")
             validate = not skip
         if ca_cert and not os.path.isfile(ca_cert):
-            raise VaultConfigError("ca_cert (or VAULT_CACERT) points at %s, which is not a file" % ca_cert)
+            raise VaultConfigError(f"ca_cert (or VAULT_CACERT) points at {ca_cert}, which is not a file")
         return cls(
             url=url.rstrip("/"),
             namespace=options.get("namespace") or env.get("VAULT_NAMESPACE") or env.get("BAO_NAMESPACE") or None,
@@ -329,11 +329,11 @@ class VaultClient:
         url = self.connection.url
         if isinstance(exc, requests.exceptions.SSLError):
             return VaultUnreachable(
-                "TLS error talking to Vault at %s: %s. Set ca_cert (or VAULT_CACERT) to the CA that signed the "
-                "server certificate, or validate_certs=false for a throwaway dev server" % (url, _short(exc)))
+                f"TLS error talking to Vault at {url}: {_short(exc)}. Set ca_cert (or VAULT_CACERT) to the CA that "
+                "signed the server certificate, or validate_certs=false for a throwaway dev server")
         return VaultUnreachable(
-            "Vault at %s is unreachable after %d attempt(s) (%s). Check url/VAULT_ADDR and that the server runs "
-            "(locally: scripts/services/vault.sh start)" % (url, self.connection.retries + 1, _short(exc)))
+            f"Vault at {url} is unreachable after {self.connection.retries + 1} attempt(s) ({_short(exc)}). Check "
+            "url/VAULT_ADDR and that the server runs (locally: scripts/services/vault.sh start)")
 
     def _translate(self, exc, path: str, login: Optional[str] = None) -> VaultError:
         status = _status(exc)
@@ -343,25 +343,25 @@ class VaultClient:
             state = self.seal_state()
             if state in ("sealed", "uninitialized"):
                 return VaultSealed(
-                    "Vault at %s is %s: unseal it (vault operator unseal; locally: scripts/services/vault.sh unseal "
-                    "file) and retry" % (url, state))
+                    f"Vault at {url} is {state}: unseal it (vault operator unseal; locally: scripts/services/vault.sh "
+                    "unseal file) and retry")
+        suffix = ": " + detail if detail else ""
         if login and status in (400, 401, 403, 404, 500):
             return VaultAuthError(
-                "%s login at %s/v1/%s failed (HTTP %d%s). Check the role name, the credentials and that the auth "
-                "method is enabled at that mount" % (login, url, path, status, ": " + detail if detail else ""))
+                f"{login} login at {url}/v1/{path} failed (HTTP {status}{suffix}). Check the role name, the "
+                "credentials and that the auth method is enabled at that mount")
         if status == 403 and self.token:
             if self._token_is_invalid():
                 return VaultTokenInvalid(
-                    "the Vault token was refused at %s (on '%s'): it is unknown, expired or revoked. Log in again "
-                    "(auth_method) or provide a fresh token" % (url, path))
+                    f"the Vault token was refused at {url} (on '{path}'): it is unknown, expired or revoked. Log in "
+                    "again (auth_method) or provide a fresh token")
             return VaultPermissionDenied(
-                "permission denied on '%s' at %s: the token's policies do not allow this path. Grant it in the "
-                "policy (see artifacts/security/secrets-management-plan.md) or use a role that has it" % (path, url))
+                f"permission denied on '{path}' at {url}: the token's policies do not allow this path. Grant it in "
+                "the policy (see artifacts/security/secrets-management-plan.md) or use a role that has it")
         if status == 404:
-            return VaultNotFound("nothing at '%s' in Vault %s (404)%s" % (path, url, ": " + detail if detail else ""))
-        answer = "HTTP %d" % status if status else "an unexpected HTTP status"
-        return VaultRequestError("Vault answered %s for '%s'%s" % (answer, path, ": " + detail if detail else ""),
-                                 status=status)
+            return VaultNotFound(f"nothing at '{path}' in Vault {url} (404){suffix}")
+        answer = f"HTTP {status}" if status else "an unexpected HTTP status"
+        return VaultRequestError(f"Vault answered {answer} for '{path}'{suffix}", status=status)
 
     def _token_is_invalid(self) -> bool:
         try:
@@ -396,7 +396,7 @@ class VaultClient:
             raise self._unreachable(exc) from None
         auth = (response if isinstance(response, dict) else {}).get("auth") or {}
         if not auth.get("client_token"):
-            raise VaultAuthError("%s login at %s returned no token" % (method_name, path))
+            raise VaultAuthError(f"{method_name} login at {path} returned no token")
         self.token = auth["client_token"]
         return {k: v for k, v in auth.items() if k not in ("client_token", "accessor")}
 
@@ -407,7 +407,7 @@ class VaultClient:
     def read(self, path: str, allow_404: bool = False) -> Optional[dict]:
         result = self.call(path, self.hvac.read, path)
         if result is None and not allow_404:
-            raise VaultNotFound("nothing at '%s' in Vault %s (404)" % (path, self.connection.url))
+            raise VaultNotFound(f"nothing at '{path}' in Vault {self.connection.url} (404)")
         return result
 
     def write(self, path: str, data: Optional[dict] = None) -> dict:

@@ -90,14 +90,14 @@ RECORD_FIELDS = ("lease_id", "role", "mount", "lease_duration", "renewable", "is
 def check_kv_record(field: str, spec) -> "tuple[str, str]":
     """``{mount, path}`` of the shared lease record, checked before any request; returns (mount, path)."""
     if not isinstance(spec, dict):
-        raise VaultConfigError("%s must be a mapping with path (and mount, default secret)" % field)
+        raise VaultConfigError(f"{field} must be a mapping with path (and mount, default secret)")
     mount, path = spec.get("mount") or "secret", spec.get("path")
     if not isinstance(mount, str) or not mount.strip("/ "):
-        raise VaultConfigError("%s.mount is empty: give the KV version 2 mount, e.g. secret" % field)
+        raise VaultConfigError(f"{field}.mount is empty: give the KV version 2 mount, e.g. secret")
     parts = path.strip("/").split("/") if isinstance(path, str) else []
     if not path or not isinstance(path, str) or not path.strip("/ ") or any(
             part in ("", ".", "..") or part != part.strip() for part in parts):
-        raise VaultConfigError("%s.path %r is not a KV path: give one like velocity/leases/app" % (field, path))
+        raise VaultConfigError(f"{field}.path {path!r} is not a KV path: give one like velocity/leases/app")
     return mount.strip("/"), path.strip("/")
 
 
@@ -120,7 +120,7 @@ def load_record(client: VaultClient, where: "Optional[tuple[str, str]]") -> Opti
     if not where:
         return None
     mount, path = where
-    result = client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.read_secret_version, path=path,
+    result = client.call(f"{mount}/data/{path}", client.hvac.secrets.kv.v2.read_secret_version, path=path,
                          mount_point=mount, raise_on_deleted_version=True, allow_404=True)
     data = ((result or {}).get("data") or {}).get("data")
     if not isinstance(data, dict) or not data.get("lease_id"):
@@ -140,7 +140,7 @@ def save_record(client: VaultClient, where: "Optional[tuple[str, str]]", lease: 
     if current is not None and same_record(current, lease, slack):
         return False
     mount, path = where
-    client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.create_or_update_secret, path=path,
+    client.call(f"{mount}/data/{path}", client.hvac.secrets.kv.v2.create_or_update_secret, path=path,
                 secret=record_of(lease), mount_point=mount)
     return True
 
@@ -150,7 +150,7 @@ def remove_record(client: VaultClient, where: "Optional[tuple[str, str]]") -> bo
     if not where or load_record(client, where) is None:
         return False
     mount, path = where
-    client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.delete_latest_version_of_secret,
+    client.call(f"{mount}/data/{path}", client.hvac.secrets.kv.v2.delete_latest_version_of_secret,
                 path=path, mount_point=mount)
     return True
 
@@ -163,20 +163,20 @@ def issue(client: VaultClient, mount: str, role: str, issuer_token_role: Optiona
     accessor = ""
     login_token = client.token
     if issuer_token_role:
-        auth = (client.call("auth/token/create/%s" % issuer_token_role, client.hvac.auth.token.create,
+        auth = (client.call(f"auth/token/create/{issuer_token_role}", client.hvac.auth.token.create,
                             role_name=issuer_token_role) or {}).get("auth") or {}
         if not auth.get("client_token"):
-            raise VaultConfigError("auth/token/create/%s returned no token; is it a token role?" % issuer_token_role)
+            raise VaultConfigError(f"auth/token/create/{issuer_token_role} returned no token; is it a token role?")
         accessor = auth.get("accessor") or ""
         client.token = auth["client_token"]
     try:
-        result = client.call("%s/creds/%s" % (mount, role), client.hvac.secrets.database.generate_credentials,
+        result = client.call(f"{mount}/creds/{role}", client.hvac.secrets.database.generate_credentials,
                              name=role, mount_point=mount) or {}
     finally:
         client.token = login_token
     data = result.get("data") or {}
     if not data.get("username") or not data.get("password"):
-        raise VaultConfigError("'%s/creds/%s' returned no username/password; is it a database role?" % (mount, role))
+        raise VaultConfigError(f"'{mount}/creds/{role}' returned no username/password; is it a database role?")
     return Lease(
         lease_id=result.get("lease_id", ""),
         lease_duration=int(result.get("lease_duration") or 0),
@@ -236,11 +236,11 @@ def revoke_prefix(client: VaultClient, prefix: str, check_mode: bool = False) ->
     """Revoke every lease under ``prefix`` (needs sudo on sys/leases/revoke-prefix). Returns how many there were."""
     prefix = prefix.strip("/")
     # Vault lists "<prefix>/" whether or not the request path ends with the slash (hvac strips it).
-    listed = client.call("sys/leases/lookup/%s/" % prefix, client.hvac.sys.list_leases, prefix=prefix,
+    listed = client.call(f"sys/leases/lookup/{prefix}/", client.hvac.sys.list_leases, prefix=prefix,
                          allow_404=True) or {}
     count = len((listed.get("data") or {}).get("keys") or [])
     if count and not check_mode:
-        client.call("sys/leases/revoke-prefix/%s" % prefix, client.hvac.sys.revoke_prefix, prefix=prefix)
+        client.call(f"sys/leases/revoke-prefix/{prefix}", client.hvac.sys.revoke_prefix, prefix=prefix)
     return count
 
 
@@ -294,16 +294,17 @@ def check_token_role(field: str, role) -> None:
 def check_role(field: str, role) -> None:
     """A database role name, checked before any request: non-empty, one path segment."""
     if not isinstance(role, str) or not role.strip():
-        raise VaultConfigError("%s is empty: give the database secrets engine role, e.g. velocity-app" % field)
+        raise VaultConfigError(f"{field} is empty: give the database secrets engine role, e.g. velocity-app")
     if not ROLE_NAME.match(role):
-        raise VaultConfigError("%s %r is not a role name (letters, digits, '_', '-' and '.'; no '/' or whitespace): "
-                               "give the role only, e.g. velocity-app, and the engine's mount in mount" % (field, role))
+        raise VaultConfigError(f"{field} {role!r} is not a role name (letters, digits, '_', '-' and '.'; no '/' or "
+                               "whitespace): give the role only, e.g. velocity-app, and the engine's mount in mount")
 
 
 def check_url_template(field: str, template) -> None:
     if not isinstance(template, str) or "{username}" not in template or "{password}" not in template:
         raise VaultConfigError(
-            "%s must contain {username} and {password}, e.g. postgresql://{username}:{password}@db:5432/app" % field)
+            f"{field} must contain {{username}} and {{password}}, e.g. "
+            "postgresql://{username}:{password}@db:5432/app")
 
 
 def render_url(template: str, lease: Lease) -> str:

@@ -43,11 +43,12 @@ class SecretRef:
     def parse(cls, env: str, ref: str) -> "SecretRef":
         if not isinstance(env, str) or not ENV_NAME.match(env):
             raise VaultConfigError(
-                "secrets: %r is not a valid environment variable name (letters, digits, underscore; no leading digit)" % (env,)
+                f"secrets: {env!r} is not a valid environment variable name (letters, digits, underscore; no leading "
+                "digit)"
             )
         if not isinstance(ref, str):
-            raise VaultConfigError("secrets.%s: reference %r is not of the form %s: it is %s, not a string"
-                                   % (env, ref, REF_FORM, type_name(ref)))
+            raise VaultConfigError(f"secrets.{env}: reference {ref!r} is not of the form {REF_FORM}: it is "
+                                   f"{type_name(ref)}, not a string")
         match = REF.match(ref.strip())
         if not match:
             if not ref.strip():
@@ -64,18 +65,19 @@ class SecretRef:
                 why = "has '@' in the path"
             else:
                 why = "has a version that is not a number after '@'"
-            raise VaultConfigError("secrets.%s: reference %r is not of the form %s: it %s" % (env, ref, REF_FORM, why))
+            raise VaultConfigError(f"secrets.{env}: reference {ref!r} is not of the form {REF_FORM}: it {why}")
         path = match.group("path").strip("/")
         segments = path.split("/")
         if not path or "" in segments or "." in segments or ".." in segments:
             raise VaultConfigError(
-                "secrets.%s: reference %r is not of the form %s: it has an empty path or an empty, '.' or '..' "
-                "path segment" % (env, ref, REF_FORM))
+                f"secrets.{env}: reference {ref!r} is not of the form {REF_FORM}: it has an empty path or an empty, "
+                "'.' or '..' path segment")
         version = match.group("version")
         return cls(env=env, path=path, key=match.group("key"), version=int(version) if version else None)
 
     def __str__(self) -> str:
-        return "%s#%s%s" % (self.path, self.key, "@%d" % self.version if self.version else "")
+        pin = f"@{self.version}" if self.version else ""
+        return f"{self.path}#{self.key}{pin}"
 
 
 def parse_refs(mapping: dict) -> list:
@@ -91,9 +93,9 @@ def mount_kv_version(client: VaultClient, mount: str) -> Optional[int]:
     capability under the mount, so the least-privilege app policy is enough
     (hvac has no method for it: a generic read).
     """
-    result = client.read("sys/internal/ui/mounts/%s" % mount, allow_404=True)
+    result = client.read(f"sys/internal/ui/mounts/{mount}", allow_404=True)
     if result is None:
-        raise VaultNotFound("no secrets engine mounted at '%s/' (or the token has no access under it)" % mount)
+        raise VaultNotFound(f"no secrets engine mounted at '{mount}/' (or the token has no access under it)")
     data = result.get("data") or {}
     if data.get("type") not in ("kv", "generic"):
         return None
@@ -107,11 +109,11 @@ def check_kv_version(client: VaultClient, mount: str, expected: int) -> None:
     except VaultPermissionDenied:
         return  # cannot tell; the read itself will report what is wrong
     if actual is None:
-        raise VaultKVVersionMismatch("mount '%s/' is not a KV secrets engine; set kv_mount to your KV mount" % mount)
+        raise VaultKVVersionMismatch(f"mount '{mount}/' is not a KV secrets engine; set kv_mount to your KV mount")
     if actual != expected:
         raise VaultKVVersionMismatch(
-            "mount '%s/' is KV version %d but kv_version=%d was asked; set kv_version: %d (or migrate the mount with "
-            "'vault kv enable-versioning %s/')" % (mount, actual, expected, actual, mount)
+            f"mount '{mount}/' is KV version {actual} but kv_version={expected} was asked; set kv_version: {actual} "
+            f"(or migrate the mount with 'vault kv enable-versioning {mount}/')"
         )
 
 
@@ -126,30 +128,31 @@ class KVSecret:
 def read_kv(client: VaultClient, mount: str, path: str, version: Optional[int], kv_version: int) -> KVSecret:
     if kv_version == 1:
         if version:
-            raise VaultConfigError("'%s@%d': version pinning needs a KV version 2 mount" % (path, version))
-        result = client.call("%s/%s" % (mount, path), client.hvac.secrets.kv.v1.read_secret, path=path,
+            raise VaultConfigError(f"'{path}@{version}': version pinning needs a KV version 2 mount")
+        result = client.call(f"{mount}/{path}", client.hvac.secrets.kv.v1.read_secret, path=path,
                              mount_point=mount, allow_404=True)
         if result is None:
-            raise VaultNotFound("no secret at '%s/%s' (KV v1). Create it or fix the path" % (mount, path))
+            raise VaultNotFound(f"no secret at '{mount}/{path}' (KV v1). Create it or fix the path")
         return KVSecret(path=path, data=result.get("data") or {}, version=None)
     # A deleted or destroyed version is a 404 like a missing path (raise_on_deleted_version).
-    result = client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.read_secret_version, path=path,
+    result = client.call(f"{mount}/data/{path}", client.hvac.secrets.kv.v2.read_secret_version, path=path,
                          version=version or None, mount_point=mount, raise_on_deleted_version=True, allow_404=True)
     if result is None:
-        where = "%s/%s%s" % (mount, path, " version %d" % version if version else "")
+        pinned = f" version {version}" if version else ""
+        where = f"{mount}/{path}{pinned}"
         raise VaultNotFound(
-            "no secret at '%s' (KV v2: missing, deleted or destroyed). Create it with "
-            "'vault kv put %s/%s key=...' or fix the path/version" % (where, mount, path)
+            f"no secret at '{where}' (KV v2: missing, deleted or destroyed). Create it with "
+            f"'vault kv put {mount}/{path} key=...' or fix the path/version"
         )
     body = result.get("data") or {}
     metadata = body.get("metadata") or {}
     data = body.get("data")
     if not isinstance(metadata, dict) or "version" not in metadata:
         # Only a KV version 2 engine answers with data.metadata.version: this mount is something else.
-        raise VaultKVVersionMismatch("'%s/data/%s' did not answer as KV version 2 does; check kv_mount and kv_version"
-                                     % (mount, path))
+        raise VaultKVVersionMismatch(f"'{mount}/data/{path}' did not answer as KV version 2 does; check kv_mount and "
+                                     "kv_version")
     if data is None:
-        raise VaultNotFound("secret '%s/%s' version %s is deleted or destroyed" % (mount, path, metadata.get("version")))
+        raise VaultNotFound(f"secret '{mount}/{path}' version {metadata.get('version')} is deleted or destroyed")
     return KVSecret(path=path, data=data, version=metadata.get("version"), created_time=metadata.get("created_time"))
 
 
@@ -183,25 +186,25 @@ def _read_secrets(client: VaultClient, refs: list, mount: str, kv_version: int,
     for ref in refs:
         secret = by_key[(ref.path, ref.version)]
         if ref.key not in secret.data:
+            pinned = f" version {ref.version}" if ref.version else ""
+            keys = ", ".join(sorted(secret.data)) or "(none)"
             raise VaultKeyMissing(
-                "secrets.%s: key '%s' not found in '%s/%s'%s; keys there: %s" % (
-                    ref.env, ref.key, mount, ref.path, " version %d" % ref.version if ref.version else "",
-                    ", ".join(sorted(secret.data)) or "(none)")
+                f"secrets.{ref.env}: key '{ref.key}' not found in '{mount}/{ref.path}'{pinned}; keys there: {keys}"
             )
         value = secret.data[ref.key]
         if not isinstance(value, str):
             value = str(value) if isinstance(value, (int, float, bool)) else None
             if value is None:
                 raise VaultConfigError(
-                    "secrets.%s: '%s#%s' is not a scalar and cannot be an environment variable" % (ref.env, ref.path, ref.key)
+                    f"secrets.{ref.env}: '{ref.path}#{ref.key}' is not a scalar and cannot be an environment variable"
                 )
         values[ref.env] = value
-    versions = {"%s%s" % (path, "@%d" % version if version else ""): {"version": secret.version}
+    versions = {f"{path}@{version}" if version else path: {"version": secret.version}
                 for (path, version), secret in by_key.items()}
     return values, versions
 
 
 def write_kv(client: VaultClient, mount: str, path: str, data: dict, cas: Optional[int] = None) -> dict:
     mount, path = mount.strip("/"), path.strip("/")
-    return client.call("%s/data/%s" % (mount, path), client.hvac.secrets.kv.v2.create_or_update_secret, path=path,
+    return client.call(f"{mount}/data/{path}", client.hvac.secrets.kv.v2.create_or_update_secret, path=path,
                        secret=data, cas=cas, mount_point=mount) or {}

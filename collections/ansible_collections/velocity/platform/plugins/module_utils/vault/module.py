@@ -50,7 +50,7 @@ def raw_type_problem(spec: dict, raw: dict) -> "str | None":
             if value is None:
                 continue
             if option.get("type") == "str" and isinstance(value, (list, tuple, dict)):
-                return "%s must be a string, not %s" % (key, type_name(value))
+                return f"{key} must be a string, not {type_name(value)}"
             if option.get("type") == "dict" and option.get("options") and not isinstance(value, dict):
                 if isinstance(value, str):
                     try:
@@ -58,9 +58,9 @@ def raw_type_problem(spec: dict, raw: dict) -> "str | None":
                         continue
                     except TypeError:
                         pass
-                return "%s must be a mapping (%s), not %s" % (
-                    key, ", ".join(sorted(option["options"])),
-                    "a string that is neither JSON nor key=value" if isinstance(value, str) else type_name(value))
+                suboptions = ", ".join(sorted(option["options"]))
+                given = "a string that is neither JSON nor key=value" if isinstance(value, str) else type_name(value)
+                return f"{key} must be a mapping ({suboptions}), not {given}"
     return None
 
 

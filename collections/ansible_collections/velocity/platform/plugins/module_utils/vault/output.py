@@ -47,10 +47,9 @@ def _string_map(field: str, mapping: Optional[dict]) -> Dict[str, str]:
     out: Dict[str, str] = {}
     for key, value in (mapping or {}).items():
         if not isinstance(key, str) or not key:
-            raise VaultConfigError("%s: key %r must be a non-empty string" % (field, key))
+            raise VaultConfigError(f"{field}: key {key!r} must be a non-empty string")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise VaultConfigError("%s.%s must be a string (quote numbers, e.g. '-1'), not %s"
-                                   % (field, key, type_name(value)))
+            raise VaultConfigError(f"{field}.{key} must be a string (quote numbers, e.g. '-1'), not {type_name(value)}")
         out[key] = str(value)
     return out
 
@@ -100,13 +99,13 @@ def names_diff(old_path: str, new_values: Dict[str, str]) -> dict:
     except OSError:
         pass
     new_rendered = dict(new_values)
-    before = "".join("%s=<hidden>\n" % name for name in sorted(old))
+    before = "".join(f"{name}=<hidden>\n" for name in sorted(old))
     after_lines = []
     for name in sorted(new_rendered):
         if name not in old:
-            after_lines.append("%s=<hidden, added>\n" % name)
+            after_lines.append(f"{name}=<hidden, added>\n")
         elif old[name] not in (new_rendered[name], shlex.quote(new_rendered[name])):
-            after_lines.append("%s=<hidden, changed>\n" % name)
+            after_lines.append(f"{name}=<hidden, changed>\n")
         else:
-            after_lines.append("%s=<hidden>\n" % name)
+            after_lines.append(f"{name}=<hidden>\n")
     return {"before": before, "after": "".join(after_lines), "before_header": old_path, "after_header": old_path}

@@ -67,18 +67,18 @@ def validate(params: dict) -> list:
         vault_db.check_url_template("database.url_template", db["url_template"])
         if not isinstance(db["env"], str) or not vault_kv.ENV_NAME.match(db["env"]):
             raise vault_client.VaultConfigError(
-                "database.env %r is not a valid environment variable name (letters, digits, underscore; "
-                "no leading digit), e.g. DATABASE_URL" % (db["env"],))
+                f"database.env {db['env']!r} is not a valid environment variable name (letters, digits, underscore; "
+                "no leading digit), e.g. DATABASE_URL")
         if db["env"] in (params["secrets"] or {}):
             raise vault_client.VaultConfigError(
-                "database.env %s is also a key of secrets; use one or the other" % db["env"])
+                f"database.env {db['env']} is also a key of secrets; use one or the other")
         if db.get("lease_state_kv") is not None:
             vault_db.check_kv_record("database.lease_state_kv", db["lease_state_kv"])
         vault_db.check_token_role("database.issuer_token_role", db.get("issuer_token_role"))
         if db["min_ttl"] < 0:
-            raise vault_client.VaultConfigError("database.min_ttl must be 0 or more seconds, not %d" % db["min_ttl"])
+            raise vault_client.VaultConfigError(f"database.min_ttl must be 0 or more seconds, not {db['min_ttl']}")
     if params["max_workers"] < 1:
-        raise vault_client.VaultConfigError("max_workers must be 1 or more, not %d" % params["max_workers"])
+        raise vault_client.VaultConfigError(f"max_workers must be 1 or more, not {params['max_workers']}")
     if params["k8s_secret_file"] and not params["k8s_secret_name"]:
         raise vault_client.VaultConfigError(
             "k8s_secret_name is empty but k8s_secret_file is set: name the Secret (e.g. velocity-app-env) or drop "
@@ -166,13 +166,13 @@ def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "
     except vault_client.VaultError as exc:
         # Every read happens before the first write, so a Vault error leaves the outputs as they were.
         untouched = [params[name] for name in ("env_file", "k8s_secret_file") if params.get(name)]
-        note = " Not written: %s left as %s." % (" and ".join(untouched), "they were" if len(untouched) > 1 else "it was") \
-            if untouched else ""
+        left_as = "they were" if len(untouched) > 1 else "it was"
+        note = f" Not written: {' and '.join(untouched)} left as {left_as}." if untouched else ""
         result.update(failed=True, msg=str(exc) + note, error=type(exc).__name__)
     except OSError as exc:
+        what = exc.filename or "the output file"
         result.update(failed=True, error="OSError",
-                      msg="cannot write %s: %s (check the directory exists and is writable)"
-                          % (exc.filename or "the output file", exc.strerror))
+                      msg=f"cannot write {what}: {exc.strerror} (check the directory exists and is writable)")
     finally:
         if client is not None:
             client.close()

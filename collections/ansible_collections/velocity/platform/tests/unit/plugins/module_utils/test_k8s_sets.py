@@ -2,9 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure parts of sets that bring their own CRDs, and of the Argo CD ownership check."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.apply import argocd_owner, set_kinds
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.waiter import crd_established
