@@ -403,18 +403,23 @@ def test_release_workflow_runs_job_by_job_and_rolls_back_a_failed_deploy(
             assert ran == [("secrets", True), ("build", True), ("deploy", True), ("verify", True)], report
             build = next(j for j in jobs if j["node"] == "build")
             deploy = next(j for j in jobs if j["node"] == "deploy")
-            digest = deploy["extravars"]["image_repo_digest"]
-            # The deploy job found the build job's image through the workflow artifact, and its files
-            # (Secret manifests, SBOM) on the artifact volume, never in another job's private data dir.
+            built = deploy["extravars"]["image_build_result"]
+            digest = built["repo_digest"]
+            # The deploy job found the build job's image through the workflow artifact (the image stage's
+            # contract fact, nothing else), and its files (Secret manifests, SBOM) on the artifact volume,
+            # never in another job's private data dir.
             assert digest.startswith(f"{registry.host}/velocity/app@sha256:"), deploy["extravars"]
-            assert deploy["extravars"]["image_sbom_path"].startswith(str(shared)), deploy["extravars"]
-            assert Path(deploy["extravars"]["image_sbom_path"]).is_file()
+            flat = ("image_ref", "image_id", "image_digest", "image_repo_digest", "image_pushed_ref", "image_sbom_path",
+                    "image_sbom_sha256")
+            assert not set(flat) & set(deploy["extravars"]), "only image_build_result crosses from build to deploy"
+            assert built["sbom"].startswith(str(shared)), built
+            assert Path(built["sbom"]).is_file()
             assert (shared / "secrets" / "app-secret.json").is_file()
-            assert "image_repo_digest" not in build["extravars"]
+            assert "image_build_result" not in build["extravars"]
             live = apps.read_namespaced_deployment("velocity-app", ns)
             assert live.spec.template.spec.containers[0].image == digest
-            assert live.spec.template.metadata.annotations["velocity.dev/sbom-sha256"] == \
-                deploy["extravars"]["image_sbom_sha256"]
+            assert live.spec.template.metadata.annotations["velocity.dev/sbom-sha256"] == built["sbom_sha256"]
+            assert live.spec.template.metadata.annotations["velocity.dev/image-digest"] == built["digest"]
             for secret in (vault.secret_id, sa_namespace["token"], registry.password):
                 assert all(secret not in json.dumps(j["events"]) for j in jobs)
 
