@@ -28,15 +28,26 @@ apt_install() {
     || die "apt-get install ${missing[*]} failed"
 }
 
-# wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.
+# now_ms: milliseconds since the epoch; since START_MS: the time since then, e.g. "12.3s".
+now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo $((t / 1000)); }
+since() { local d=$(($(now_ms) - $1)); printf '%d.%ds' $((d / 1000)) $((d % 1000 / 100)); }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds. With WAIT_FOR_CHECK set to
+# the name of a function, that function runs on every poll and its failure ends the wait at once
+# (e.g. a process just started has died: no point waiting for it to answer).
 wait_for() {
-  local what=$1 limit=$2 start=$SECONDS
+  local what=$1 limit=$2 start
+  start=$(now_ms)
   shift 2
   until "$@" >/dev/null 2>&1; do
-    [ $((SECONDS - start)) -ge "$limit" ] && return 1
+    if [ -n "${WAIT_FOR_CHECK:-}" ]; then "$WAIT_FOR_CHECK" || return 1; fi
+    if [ $(($(now_ms) - start)) -ge $((limit * 1000)) ]; then
+      say "timed out after ${limit}s waiting for $what"
+      return 1
+    fi
     sleep 0.2
   done
-  say "$what ready after $((SECONDS - start))s"
+  say "$what ready after $(since "$start")"
 }
 
 pid_alive() { [ -f "$1" ] && pid_running "$(cat "$1")"; }

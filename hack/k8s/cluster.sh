@@ -16,8 +16,11 @@
 set -Eeuo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CACHE_ROOT="${VELOCITY_CACHE_DIR:-$HOME/.cache/velocity}"
-STATE_DIR="${VELOCITY_STATE_DIR:-/tmp/velocity}/k8s"
+SCRIPT_NAME=k8s
+# shellcheck source=../../scripts/lib.sh
+. "$HERE/../../scripts/lib.sh"
+CACHE_ROOT="$VELOCITY_CACHE_DIR"
+STATE_DIR="$VELOCITY_STATE_DIR/k8s"
 GO="${GO:-}"
 if [[ -z "$GO" ]]; then
   if command -v go >/dev/null 2>&1; then GO="$(command -v go)"; else GO=/usr/local/go/bin/go; fi
@@ -47,11 +50,9 @@ BIN_DIR="$CACHE_ROOT/k8s/$VERSION_KEY/bin"
 STAMP="$BIN_DIR/.stamp"
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok)
 
-now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo $((t / 1000)); }
+# Progress (say, die, wait_for, now_ms, since) comes from scripts/lib.sh; generated files
+# (PKI, kubeconfigs, encryption config, kwok nodes) from cluster_config.py.
 T0=$(now_ms)
-elapsed() { local d=$(($(now_ms) - $1)); printf '%d.%ds' $((d / 1000)) $((d % 1000 / 100)); }
-log() { printf '[k8s +%s] %s\n' "$(elapsed "$T0")" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 # The stamp records what was built: the versions and a digest of the module
 # files and build flags. A warm start checks binaries + stamp and never calls go.
@@ -91,7 +92,7 @@ cmd_build() {
     VELOCITY_K8S_BIN_DIR="$BIN_DIR" bash "$HERE/node.sh" build || die "the real node's build failed"
   fi
   if is_built; then
-    log "binaries for $VERSION_KEY are cached in $BIN_DIR (no rebuild)"
+    say "binaries for $VERSION_KEY are cached in $BIN_DIR (no rebuild)"
     return 0
   fi
   local c
@@ -105,8 +106,8 @@ cmd_build() {
   mkdir -p "$CACHE_ROOT/k8s/$VERSION_KEY"
   tmp="$(mktemp -d "$CACHE_ROOT/k8s/$VERSION_KEY/bin.tmp.XXXXXX")"
   started=$(date +%s)
-  log "building $VERSION_KEY with $("$GO" version | awk '{print $3}') (-p $BUILD_P, cold build takes tens of minutes on 2 cores)"
-  log "  kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd -> $tmp"
+  say "building $VERSION_KEY with $("$GO" version | awk '{print $3}') (-p $BUILD_P, cold build takes tens of minutes on 2 cores)"
+  say "  kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd -> $tmp"
   (
     cd "$HERE"
     GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS=-trimpath CGO_ENABLED=0 nice -n 10 "$GO" build -p "$BUILD_P" -ldflags="$(ldflags k8s)" -o "$tmp/" \
@@ -118,7 +119,7 @@ cmd_build() {
       k8s.io/kubernetes/cmd/kube-proxy \
       ./etcd
   ) || { rm -rf "$tmp"; die "go build of the control plane failed"; }
-  log "  kwok -> $tmp"
+  say "  kwok -> $tmp"
   (
     cd "$HERE/kwok"
     GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS=-trimpath CGO_ENABLED=0 nice -n 10 "$GO" build -p "$BUILD_P" -ldflags="$(ldflags kwok)" -o "$tmp/" \
@@ -130,7 +131,7 @@ cmd_build() {
   chmod 755 "$tmp"
   rm -rf "$BIN_DIR"
   mv "$tmp" "$BIN_DIR"
-  log "built $VERSION_KEY in $(($(date +%s) - started))s: $(du -sh "$BIN_DIR" | cut -f1) in $BIN_DIR"
+  say "built $VERSION_KEY in $(($(date +%s) - started))s: $(du -sh "$BIN_DIR" | cut -f1) in $BIN_DIR"
 }
 
 # ---------------------------------------------------------------------------
@@ -166,22 +167,6 @@ kubectl_admin() { "$(BIN kubectl)" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# wait_for DESCRIPTION TIMEOUT COMMAND...: poll until COMMAND succeeds.
-wait_for() {
-  local what="$1" timeout="$2" t
-  shift 2
-  t=$(now_ms)
-  until "$@" >/dev/null 2>&1; do
-    if (($(now_ms) - t > timeout * 1000)); then
-      log "timed out after ${timeout}s waiting for $what"
-      return 1
-    fi
-    check_components || return 1
-    sleep 0.2
-  done
-  log "$what ok (took $(elapsed "$t"))"
-}
-
 # Fail fast, with the log tail, when a started component died.
 check_components() {
   local c pid
@@ -190,7 +175,7 @@ check_components() {
     # Not alive(): right after launch the PID can still be setsid, before its exec.
     pid="$(pid_of "$c")"
     if [[ ! -r "/proc/$pid/stat" || "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]]; then
-      log "$c exited; last lines of $STATE_DIR/logs/$c.log:"
+      say "$c exited; last lines of $STATE_DIR/logs/$c.log:"
       grep -v 'FLAG: --' "$STATE_DIR/logs/$c.log" | tail -n 25 >&2 || true
       return 1
     fi
@@ -206,129 +191,13 @@ launch() {
   echo $! >"$STATE_DIR/$name.pid"
 }
 
-openssl_quiet() { openssl "$@" 2>/dev/null; }
-
-# cert NAME SUBJECT EXTENSIONS: key + certificate signed by the local CA.
-cert() {
-  local name="$1" subj="$2" ext="$3"
-  openssl_quiet genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/$name.key"
-  openssl_quiet req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr"
-  printf '%b\n' "$ext" >"$PKI/$name.ext"
-  local ca="${CA_NAME:-ca}"
-  openssl_quiet x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
-    -days 365 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt"
-  rm -f "$PKI/$name.csr" "$PKI/$name.ext"
-}
-
-gen_pki() {
-  local t client
+# cluster_config.py control-plane: PKI, encryption config, the components' kubeconfigs and kwok-nodes.yaml.
+generate() {
+  local t
   t=$(now_ms)
-  mkdir -p "$PKI"
-  chmod 700 "$PKI"
-  openssl_quiet genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/ca.key"
-  openssl_quiet req -x509 -new -key "$PKI/ca.key" -subj "/CN=velocity-local-ca" -days 3650 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-    -out "$PKI/ca.crt"
-  client='basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth'
-  cert apiserver "/CN=kube-apiserver" \
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-  cert admin "/O=system:masters/CN=velocity-admin" "$client"
-  cert controller-manager "/CN=system:kube-controller-manager" "$client"
-  cert scheduler "/CN=system:kube-scheduler" "$client"
-  cert kwok "/O=system:masters/CN=kwok-controller" "$client"
-  # The API server's client for the kubelet API (logs, exec, port-forward); the
-  # real node's kubelet authorises it by webhook (node.sh binds system:kubelet-api-admin).
-  cert apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" "$client"
-  # Front-proxy (request-header) CA: the aggregation layer's trust, which the
-  # delegated authentication of the controller-manager and scheduler reads.
-  openssl_quiet genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/front-proxy-ca.key"
-  openssl_quiet req -x509 -new -key "$PKI/front-proxy-ca.key" -subj "/CN=velocity-front-proxy-ca" -days 3650 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-    -out "$PKI/front-proxy-ca.crt"
-  CA_NAME=front-proxy-ca cert front-proxy-client "/CN=front-proxy-client" "$client"
-  # Service-account token signing key (RS256, what Vault and every client expect).
-  openssl_quiet genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/sa.key"
-  openssl_quiet pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
-  chmod 600 "$PKI"/*.key
-  log "generated CA, component certificates and service-account keys in $PKI ($(elapsed "$t"))"
-}
-
-# Secrets are encrypted at rest in etcd (secretbox: XSalsa20-Poly1305) under a key generated
-# here, kept 0600 beside the PKI; identity last, so objects written before could still be read.
-write_encryption_config() {
-  local key
-  key=$(head -c 32 /dev/urandom | base64)
-  (umask 077 && cat > "$PKI/encryption-config.yaml" <<EOF
-apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-  - resources: [secrets]
-    providers:
-      - secretbox:
-          keys:
-            - name: key1
-              secret: $key
-      - identity: {}
-EOF
-  )
-}
-
-write_kubeconfig() {
-  local file="$1" user="$2"
-  cat >"$file" <<KCFG
-apiVersion: v1
-kind: Config
-clusters:
-- name: velocity-local
-  cluster:
-    server: https://127.0.0.1:$API_PORT
-    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
-users:
-- name: $user
-  user:
-    client-certificate-data: $(base64 -w0 "$PKI/$user.crt")
-    client-key-data: $(base64 -w0 "$PKI/$user.key")
-contexts:
-- name: velocity-local
-  context:
-    cluster: velocity-local
-    user: $user
-    namespace: default
-current-context: velocity-local
-KCFG
-  chmod 600 "$file"
-}
-
-nodes_manifest() {
-  local i
-  for ((i = 0; i < NODES; i++)); do
-    cat <<NODE
----
-apiVersion: v1
-kind: Node
-metadata:
-  name: kwok-node-$i
-  annotations:
-    kwok.x-k8s.io/node: fake
-    node.alpha.kubernetes.io/ttl: "0"
-  labels:
-    type: kwok
-    kubernetes.io/arch: amd64
-    kubernetes.io/os: linux
-    kubernetes.io/hostname: kwok-node-$i
-    kubernetes.io/role: agent
-    node-role.kubernetes.io/agent: ""
-status:
-  allocatable:
-    cpu: "32"
-    memory: 256Gi
-    pods: "110"
-  capacity:
-    cpu: "32"
-    memory: 256Gi
-    pods: "110"
-NODE
-  done
+  python3 "$HERE/cluster_config.py" control-plane --state "$STATE_DIR" --api-url "https://127.0.0.1:$API_PORT" \
+    --kwok-nodes "$NODES" || die "could not generate the cluster's PKI and kubeconfigs"
+  say "generated CA, component certificates, service-account keys and kubeconfigs in $STATE_DIR ($(since "$t"))"
 }
 
 is_running() {
@@ -362,7 +231,7 @@ node_sh() { VELOCITY_K8S_BIN_DIR="$BIN_DIR" bash "$HERE/node.sh" "$@"; }
 # unless node.sh stop cleans up, so it runs whenever the node has state.
 stop_node() {
   if [[ -d "$STATE_DIR/node" || -f "$STATE_DIR/kubelet.pid" || -f "$STATE_DIR/containerd.pid" ]]; then
-    node_sh stop || log "warning: node.sh stop failed"
+    node_sh stop || say "warning: node.sh stop failed"
   fi
 }
 
@@ -375,7 +244,7 @@ stop_components() {
       kill -TERM "$pid" 2>/dev/null || true
       for ((i = 0; i < 50; i++)); do alive "$c" || break; sleep 0.1; done
       if alive "$c"; then kill -KILL "$pid" 2>/dev/null || true; fi
-      log "stopped $c (pid $pid)"
+      say "stopped $c (pid $pid)"
     fi
     rm -f "$STATE_DIR/$c.pid"
   done
@@ -390,36 +259,36 @@ with_lock() {
 STARTING=0
 on_start_exit() {
   if [[ "$STARTING" == 1 ]]; then
-    log "start failed; stopping what it started (logs stay in $STATE_DIR/logs until the next start)"
+    say "start failed; stopping what it started (logs stay in $STATE_DIR/logs until the next start)"
     stop_components
   fi
 }
 
 cmd_start() {
   if external; then
-    log "VELOCITY_K8S_EXTERNAL=1: using the existing cluster in \$KUBECONFIG, starting nothing"
+    say "VELOCITY_K8S_EXTERNAL=1: using the existing cluster in \$KUBECONFIG, starting nothing"
     echo "$KUBECONFIG"
     return 0
   fi
   with_lock
   if is_running && [[ ! -f "$PKI/encryption-config.yaml" ]]; then
-    log "the running control plane predates encryption at rest: restarting it"
+    say "the running control plane predates encryption at rest: restarting it"
   elif is_running; then
     if [[ "$REAL_NODE" != 1 ]] || node_sh status >/dev/null 2>&1; then
-      log "already running ($(total_rss_mib) MiB RSS), kubeconfig below"
+      say "already running ($(total_rss_mib) MiB RSS), kubeconfig below"
       echo "$KUBECONFIG_PATH"
       return 0
     fi
     if [[ -f "$PKI/apiserver-kubelet-client.crt" ]] && is_built; then
-      log "control plane running, real node not: starting the node"
+      say "control plane running, real node not: starting the node"
       node_sh start || die "the real node did not start (logs in $STATE_DIR/logs)"
       echo "$KUBECONFIG_PATH"
       return 0
     fi
-    log "the running control plane predates the real node (or its binaries changed): restarting it"
+    say "the running control plane predates the real node (or its binaries changed): restarting it"
   fi
   if [[ -d "$STATE_DIR" ]]; then
-    log "found stale state in $STATE_DIR; cleaning it up"
+    say "found stale state in $STATE_DIR; cleaning it up"
     stop_components
     rm -rf "$STATE_DIR"
   fi
@@ -433,12 +302,8 @@ cmd_start() {
   STARTING=1
   trap on_start_exit EXIT
 
-  gen_pki
-  write_encryption_config
-  write_kubeconfig "$STATE_DIR/controller-manager.kubeconfig" controller-manager
-  write_kubeconfig "$STATE_DIR/scheduler.kubeconfig" scheduler
-  write_kubeconfig "$STATE_DIR/kwok.kubeconfig" kwok
-  write_kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" admin
+  generate
+  WAIT_FOR_CHECK=check_components
 
   launch etcd --name velocity --data-dir "$STATE_DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -489,13 +354,13 @@ cmd_start() {
     --node-lease-duration-seconds 40 --cidr 10.244.0.1/16 --node-ip 10.240.0.1 \
     --server-address "127.0.0.1:$KWOK_PORT"
 
-  nodes_manifest | "$(BIN kubectl)" --kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" apply -f - >/dev/null \
+  "$(BIN kubectl)" --kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" apply -f "$STATE_DIR/kwok-nodes.yaml" >/dev/null \
     || die "could not register the kwok nodes"
-  log "registered $NODES kwok node(s)"
+  say "registered $NODES kwok node(s)"
   wait_for "kube-controller-manager" 60 curl -fsSk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz"
   wait_for "kube-scheduler" 60 curl -fsSk --max-time 2 "https://127.0.0.1:$SCHED_PORT/healthz"
   wait_for "kwok" 60 curl -fsS --max-time 2 "http://127.0.0.1:$KWOK_PORT/healthz"
-  wait_for "$NODES kwok node(s) Ready:" 60 "$(BIN kubectl)" --kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" \
+  wait_for "$NODES kwok node(s)" 60 "$(BIN kubectl)" --kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" \
     wait --for=condition=Ready node --selector type=kwok --timeout 2s
   wait_for "ServiceAccount default/default" 60 "$(BIN kubectl)" --kubeconfig "$STATE_DIR/admin.kubeconfig.tmp" \
     get serviceaccount default --namespace default
@@ -505,25 +370,25 @@ cmd_start() {
   STARTING=0
   # The kubeconfig appears only once everything is up: its presence means "ready".
   mv "$STATE_DIR/admin.kubeconfig.tmp" "$KUBECONFIG_PATH"
-  log "control plane up in $(elapsed "$T0"): $(total_rss_mib) MiB RSS ($(rss_report))"
-  log "API https://127.0.0.1:$API_PORT, logs in $STATE_DIR/logs; kubeconfig:"
+  say "control plane up in $(since "$T0"): $(total_rss_mib) MiB RSS ($(rss_report))"
+  say "API https://127.0.0.1:$API_PORT, logs in $STATE_DIR/logs; kubeconfig:"
   echo "$KUBECONFIG_PATH"
 }
 
 cmd_stop() {
   if external; then
-    log "VELOCITY_K8S_EXTERNAL=1: leaving the cluster in \$KUBECONFIG alone"
+    say "VELOCITY_K8S_EXTERNAL=1: leaving the cluster in \$KUBECONFIG alone"
     echo "$KUBECONFIG"
     return 0
   fi
   with_lock
   if [[ ! -d "$STATE_DIR" ]]; then
-    log "not running (no $STATE_DIR)"
+    say "not running (no $STATE_DIR)"
     return 0
   fi
   stop_components
   rm -rf "$STATE_DIR"
-  log "stopped; removed $STATE_DIR"
+  say "stopped; removed $STATE_DIR"
 }
 
 cmd_status() {

@@ -60,11 +60,9 @@ CONTAINERD_TAGS="no_btrfs no_devmapper no_zfs"
 # kubelet and kube-proxy come from cluster.sh's build (same k8s.io/kubernetes module).
 K8S_BIN="${VELOCITY_K8S_BIN_DIR:-$(bash "$HERE/cluster.sh" bindir)}"
 
-now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo $((t / 1000)); }
+# Progress (say, die, wait_for, now_ms, since) comes from scripts/lib.sh; generated files from
+# node_config.py (containerd, CNI, kubelet, kube-proxy, images) and cluster_config.py (certificates, kubeconfigs).
 T0=$(now_ms)
-elapsed() { local d=$(($(now_ms) - $1)); printf '%d.%ds' $((d / 1000)) $((d % 1000 / 100)); }
-log() { printf '[node +%s] %s\n' "$(elapsed "$T0")" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 need_root() { [[ "$(id -u)" == 0 ]] || die "the real node needs root (network namespaces, iptables, cgroups)"; }
 
@@ -89,7 +87,7 @@ gobuild() { GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS=-trimpath CGO_EN
 
 cmd_build() {
   if is_node_built; then
-    log "node binaries for $NODE_KEY are cached in $NODE_BIN (no rebuild)"
+    say "node binaries for $NODE_KEY are cached in $NODE_BIN (no rebuild)"
     return 0
   fi
   [[ -x "$GO" ]] || die "Go toolchain not found (set GO=/path/to/go); needed once to build $NODE_KEY"
@@ -104,7 +102,7 @@ cmd_build() {
     github.com/containerd/containerd/v2/cmd/containerd \
     github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
     github.com/containerd/containerd/v2/cmd/ctr || die "go build of containerd failed"
-  log "  containerd, containerd-shim-runc-v2, ctr $CONTAINERD_VERSION ($(elapsed "$t"))"
+  say "  containerd, containerd-shim-runc-v2, ctr $CONTAINERD_VERSION ($(since "$t"))"
   t=$(now_ms)
   mkdir -p "$tmp/cni"
   gobuild -ldflags "-s -w" -o "$tmp/cni/" \
@@ -112,14 +110,14 @@ cmd_build() {
     github.com/containernetworking/plugins/plugins/ipam/host-local \
     github.com/containernetworking/plugins/plugins/main/loopback \
     github.com/containernetworking/plugins/plugins/meta/portmap || die "go build of the CNI plugins failed"
-  log "  CNI plugins $CNI_VERSION: bridge host-local loopback portmap ($(elapsed "$t"))"
+  say "  CNI plugins $CNI_VERSION: bridge host-local loopback portmap ($(since "$t"))"
   t=$(now_ms)
   gobuild -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" -o "$tmp/" \
     sigs.k8s.io/cri-tools/cmd/crictl ./pause ./nettest || die "go build of crictl/pause/nettest failed"
   python3 "$HERE/node_config.py" image --binary "$tmp/pause" --name "$SANDBOX_IMAGE" --out "$tmp/pause.oci.tar"
   python3 "$HERE/node_config.py" image --binary "$tmp/nettest" --name "$TEST_IMAGE" --cmd serve --out "$tmp/nettest.oci.tar"
   rm -f "$tmp/pause" "$tmp/nettest"
-  log "  crictl $CRICTL_VERSION, images $SANDBOX_IMAGE and $TEST_IMAGE ($(elapsed "$t"))"
+  say "  crictl $CRICTL_VERSION, images $SANDBOX_IMAGE and $TEST_IMAGE ($(since "$t"))"
   printf 'containerd=%s\ncni=%s\ncrictl=%s\ngo=%s\nbuilt=%s\nseconds=%s\ndigest=%s\n' \
     "$CONTAINERD_VERSION" "$CNI_VERSION" "$CRICTL_VERSION" "$("$GO" env GOVERSION)" "$(date -u +%FT%TZ)" \
     "$(($(date +%s) - started))" "$(node_digest)" >"$tmp/.stamp"
@@ -131,7 +129,7 @@ cmd_build() {
   fi
   rm -rf "$NODE_BIN"
   mv "$tmp" "$NODE_BIN"
-  log "built $NODE_KEY in $(($(date +%s) - started))s: $(du -sh "$NODE_BIN" | cut -f1) in $NODE_BIN"
+  say "built $NODE_KEY in $(($(date +%s) - started))s: $(du -sh "$NODE_BIN" | cut -f1) in $NODE_BIN"
 }
 
 # ---------------------------------------------------------------------------
@@ -168,33 +166,24 @@ stop_proc() {
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do alive "$name" || break; sleep 0.1; done
     if alive "$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    log "stopped $name (pid $pid)"
+    say "stopped $name (pid $pid)"
   fi
   rm -f "$STATE_DIR/$name.pid"
 }
 
-# wait_up DESCRIPTION SECONDS COMMAND...: poll, failing fast with the log tail of a dead component.
-wait_up() {
-  local what="$1" timeout="$2" t c
-  shift 2
-  t=$(now_ms)
-  until "$@" >/dev/null 2>&1; do
-    for c in containerd kubelet kube-proxy; do
-      # (not alive(): right after launch the PID may still be setsid, before its exec)
-      if [[ -f "$STATE_DIR/$c.pid" ]] && ! running "$(pid_of "$c")"; then
-        log "$c exited; last lines of $LOGS/$c.log:"
-        grep -v 'FLAG: --' "$LOGS/$c.log" | tail -n 25 >&2 || true
-        return 1
-      fi
-    done
-    if (($(now_ms) - t > timeout * 1000)); then
-      log "timed out after ${timeout}s waiting for $what"
+# On every poll of wait_for (WAIT_FOR_CHECK): fail fast, with its log tail, when a started component died.
+node_components_alive() {
+  local c
+  for c in containerd kubelet kube-proxy; do
+    # (not alive(): right after launch the PID may still be setsid, before its exec)
+    if [[ -f "$STATE_DIR/$c.pid" ]] && ! running "$(pid_of "$c")"; then
+      say "$c exited; last lines of $LOGS/$c.log:"
+      grep -v 'FLAG: --' "$LOGS/$c.log" | tail -n 25 >&2 || true
       return 1
     fi
-    sleep 0.2
   done
-  log "$what ok (took $(elapsed "$t"))"
 }
+WAIT_FOR_CHECK=node_components_alive
 
 ctr_() { "$NODE_BIN/ctr" --address "$NODE_DIR/containerd/containerd.sock" "$@"; }
 crictl_() {
@@ -223,49 +212,11 @@ primary_ipv4() {
 # ---------------------------------------------------------------------------
 # certificates (signed by the control plane's CA in $PKI)
 
-cert() {
-  local name="$1" subj="$2" ext="$3"
-  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/$name.key" 2>/dev/null
-  openssl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
-  printf '%b\n' "$ext" >"$PKI/$name.ext"
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-    -days 365 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" 2>/dev/null
-  rm -f "$PKI/$name.csr" "$PKI/$name.ext"
-  chmod 600 "$PKI/$name.key"
-}
-
+# The kubelet's client and serving certificates and kube-proxy's, signed by the control plane's CA,
+# and their kubeconfigs (cluster_config.py node).
 node_certs() {
-  local client='basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth'
-  cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "$client"
-  cert kubelet-server "/O=system:nodes/CN=system:node:$NODE_NAME" \
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:$NODE_IP,DNS:$NODE_NAME"
-  cert kube-proxy "/CN=system:kube-proxy" "$client"
-}
-
-write_kubeconfig() {
-  local file="$1" user="$2" api
-  api="$(awk '/server:/ {print $2; exit}' "$(admin_kubeconfig)")"
-  umask 077
-  cat >"$file.tmp" <<KCFG
-apiVersion: v1
-kind: Config
-clusters:
-- name: velocity-local
-  cluster:
-    server: $api
-    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
-users:
-- name: $user
-  user:
-    client-certificate-data: $(base64 -w0 "$PKI/$user.crt")
-    client-key-data: $(base64 -w0 "$PKI/$user.key")
-contexts:
-- name: velocity-local
-  context: {cluster: velocity-local, user: $user}
-current-context: velocity-local
-KCFG
-  mv "$file.tmp" "$file"
-  umask 022
+  python3 "$HERE/cluster_config.py" node --pki "$PKI" --out "$NODE_DIR" --admin-kubeconfig "$(admin_kubeconfig)" \
+    --node-name "$NODE_NAME" --node-ip "$NODE_IP" || die "could not issue the node's certificates"
 }
 
 # ---------------------------------------------------------------------------
@@ -320,7 +271,7 @@ remove_chains() {
         sed 's/^/-F /' <<<"$chains"
         sed 's/^/-X /' <<<"$chains"
         echo COMMIT
-      } | "$cmd-restore" -w --noflush || log "warning: could not remove all $cmd $table chains: $(tr '\n' ' ' <<<"$chains")"
+      } | "$cmd-restore" -w --noflush || say "warning: could not remove all $cmd $table chains: $(tr '\n' ' ' <<<"$chains")"
     done
   done
 }
@@ -335,13 +286,13 @@ record_tables() {
 remove_new_tables() {
   local before="$NODE_DIR/iptables-tables.before" pair family cmd table
   [[ -f "$before" ]] || return 0
-  command -v nft >/dev/null 2>&1 || { log "warning: no nft: new empty iptables tables stay"; return 0; }
+  command -v nft >/dev/null 2>&1 || { say "warning: no nft: new empty iptables tables stay"; return 0; }
   for pair in ip:iptables ip6:ip6tables; do
     family="${pair%%:*}" cmd="${pair#*:}"
     for table in $("$cmd-save" | sed -n 's/^\*//p'); do
       grep -qx "$cmd $table" "$before" && continue
       "$cmd-save" -t "$table" | grep -q '^-A ' && continue
-      nft delete table "$family" "$table" 2>/dev/null || log "warning: could not delete the empty $family table $table"
+      nft delete table "$family" "$table" 2>/dev/null || say "warning: could not delete the empty $family table $table"
     done
   done
 }
@@ -355,7 +306,7 @@ remove_new_tables() {
 # off the machine is always routed through FORWARD.)
 kernel_prereqs() {
   if [[ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then
-    modprobe br_netfilter 2>/dev/null || log "warning: no br_netfilter (modprobe failed): a pod reaching a Service backed by a pod on this node may hang"
+    modprobe br_netfilter 2>/dev/null || say "warning: no br_netfilter (modprobe failed): a pod reaching a Service backed by a pod on this node may hang"
   fi
   if [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables && "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)" != 1 ]]; then
     sysctl -qw net.bridge.bridge-nf-call-iptables=1
@@ -371,7 +322,7 @@ restore_sysctls() {
   local line
   [[ -f "$NODE_DIR/sysctl.before" ]] || return 0
   while read -r line; do
-    [[ "$(sysctl -n "${line%%=*}" 2>/dev/null)" == "${line#*=}" ]] || sysctl -qw "$line" || log "warning: could not restore $line"
+    [[ "$(sysctl -n "${line%%=*}" 2>/dev/null)" == "${line#*=}" ]] || sysctl -qw "$line" || say "warning: could not restore $line"
   done <"$NODE_DIR/sysctl.before"
 }
 
@@ -406,22 +357,22 @@ prepare_netns_dir() {
 
 start_containerd() {
   mkdir -p "$NODE_DIR/containerd" "$NODE_DIR/s"
-  prepare_netns_dir || log "warning: could not make /run/netns a mount point"
+  prepare_netns_dir || say "warning: could not make /run/netns a mount point"
   # containerd finds its shim on PATH: ours first, never the system's (Debian's containerd 1.6 shim).
   PATH="$NODE_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     launch containerd --config "$NODE_DIR/containerd.toml" --log-level warn
-  wait_up "containerd ($NODE_DIR/containerd/containerd.sock)" 30 ctr_ version
+  wait_for "containerd ($NODE_DIR/containerd/containerd.sock)" 30 ctr_ version
 }
 
 cmd_start() {
   need_root
   [[ -f "$PKI/ca.key" && -f "$(admin_kubeconfig)" ]] || die "the control plane is not up (no $PKI/ca.key): run hack/k8s/cluster.sh start"
   if alive containerd && alive kubelet && alive kube-proxy; then
-    log "already running"
+    say "already running"
     return 0
   fi
   if [[ -d "$NODE_DIR" ]] || node_procs_alive; then
-    log "found a stopped or partial node; cleaning it up first"
+    say "found a stopped or partial node; cleaning it up first"
     cmd_stop
   fi
   cmd_build
@@ -445,10 +396,8 @@ cmd_start() {
   mkdir -p "$NODE_DIR" "$LOGS"
   chmod 700 "$NODE_DIR"
   node_certs
-  write_kubeconfig "$NODE_DIR/kubelet.kubeconfig" kubelet
-  write_kubeconfig "$NODE_DIR/kube-proxy.kubeconfig" kube-proxy
   render_configs
-  log "node $NODE_NAME at $NODE_IP, pods in $POD_CIDR on bridge $BRIDGE, state in $NODE_DIR"
+  say "node $NODE_NAME at $NODE_IP, pods in $POD_CIDR on bridge $BRIDGE, state in $NODE_DIR"
   # The API server's kubelet client (cluster.sh) gets the kubelet API through
   # RBAC: the kubelet authorises it by SubjectAccessReview (webhook mode).
   kubectl_ apply -f - >/dev/null <<'RBAC' || die "could not grant the API server access to the kubelet API"
@@ -468,21 +417,21 @@ RBAC
   # The CRI plugin starts after containerd's API answers; an image imported before
   # it watches containerd's events is invisible to the kubelet. So: wait for the
   # CRI, import, and check through the CRI (importing again if it missed it).
-  wait_up "containerd CRI" 30 crictl_ info
+  wait_for "containerd CRI" 30 crictl_ info
   local t
   t=$(now_ms)
   import_images
-  wait_up "images visible to the CRI" 10 cri_has_images || { import_images; wait_up "images visible to the CRI" 10 cri_has_images; } \
+  wait_for "images visible to the CRI" 10 cri_has_images || { import_images; wait_for "images visible to the CRI" 10 cri_has_images; } \
     || die "containerd's CRI does not see $SANDBOX_IMAGE and $TEST_IMAGE"
-  log "imported $SANDBOX_IMAGE and $TEST_IMAGE into containerd ($(elapsed "$t"))"
+  say "imported $SANDBOX_IMAGE and $TEST_IMAGE into containerd ($(since "$t"))"
   launch kubelet --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$NODE_DIR/kubelet.kubeconfig" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$NODE_DIR/kubelet" \
     --cert-dir "$NODE_DIR/kubelet/pki" --node-labels "velocity.dev/node=real" --v 1
   launch kube-proxy --config "$NODE_DIR/kube-proxy.yaml" --v 1
-  wait_up "kubelet healthz" 60 curl -fsS --max-time 2 http://127.0.0.1:10248/healthz
-  wait_up "kube-proxy healthz" 60 curl -fsS --max-time 2 http://127.0.0.1:10256/healthz
-  wait_up "node $NODE_NAME Ready" 90 kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout 2s
-  log "node up in $(elapsed "$T0"): kubelet $(rss_mib "$(pid_of kubelet)") MiB, containerd $(rss_mib "$(pid_of containerd)") MiB, kube-proxy $(rss_mib "$(pid_of kube-proxy)") MiB RSS"
+  wait_for "kubelet healthz" 60 curl -fsS --max-time 2 http://127.0.0.1:10248/healthz
+  wait_for "kube-proxy healthz" 60 curl -fsS --max-time 2 http://127.0.0.1:10256/healthz
+  wait_for "node $NODE_NAME" 90 kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout 2s
+  say "node up in $(since "$T0"): kubelet $(rss_mib "$(pid_of kubelet)") MiB, containerd $(rss_mib "$(pid_of containerd)") MiB, kube-proxy $(rss_mib "$(pid_of kube-proxy)") MiB RSS"
 }
 
 # ---------------------------------------------------------------------------
@@ -506,12 +455,12 @@ cmd_stop() {
   # containerd is (re)started for that if it was killed.
   if [[ -f "$NODE_DIR/containerd.toml" && -x "$NODE_BIN/containerd" ]]; then
     if ! alive containerd; then
-      log "starting containerd again to remove the pods it knows about"
+      say "starting containerd again to remove the pods it knows about"
       start_containerd || true
     fi
     if alive containerd; then
       crictl_ stopp $(crictl_ pods -q 2>/dev/null) >/dev/null 2>&1 || true
-      crictl_ rmp -fa >/dev/null 2>&1 || log "warning: crictl rmp -fa failed"
+      crictl_ rmp -fa >/dev/null 2>&1 || say "warning: crictl rmp -fa failed"
     fi
   fi
   stop_proc containerd
@@ -525,19 +474,19 @@ cmd_stop() {
   for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
     [[ -d "$d" ]] || continue
     find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || sleep 0.5
-    [[ -d "$d" ]] && { find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || log "warning: could not remove cgroup $d"; }
+    [[ -d "$d" ]] && { find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || say "warning: could not remove cgroup $d"; }
   done
   # Network namespaces of pods whose CNI DEL never ran, then mounts under the node's directories.
   for m in /run/netns/cni-*; do
     [[ -e "$m" ]] || continue
     ip netns delete "${m##*/}" 2>/dev/null || { umount "$m" 2>/dev/null; rm -f "$m" 2>/dev/null; } \
-      || log "warning: could not remove $m (mounted in another view of /run/netns?)"
+      || say "warning: could not remove $m (mounted in another view of /run/netns?)"
   done
   if [[ -f "$NODE_DIR/netns-mount" ]] && mountpoint -q /run/netns; then
-    umount /run/netns 2>/dev/null || log "warning: could not unmount /run/netns"
+    umount /run/netns 2>/dev/null || say "warning: could not unmount /run/netns"
   fi
   awk -v dir="$NODE_DIR/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "warning: could not unmount $m"
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "warning: could not unmount $m"
   done
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
   remove_chains
@@ -548,7 +497,7 @@ cmd_stop() {
   fi
   rm -rf "$NODE_DIR"
   rm -f "$PKI"/kubelet.* "$PKI"/kubelet-server.* "$PKI"/kube-proxy.*
-  log "node stopped and cleaned up ($(elapsed "$t"))"
+  say "node stopped and cleaned up ($(since "$t"))"
 }
 
 cmd_status() {
@@ -583,7 +532,7 @@ case "${1:-}" in
     docker image inspect "$2" >/dev/null 2>&1 || die "no Docker image $2"
     docker save "$2" | ctr_ -n k8s.io images import --local - 2>"$NODE_DIR/ctr.err" >/dev/null \
       || { cat "$NODE_DIR/ctr.err" >&2; die "could not import $2"; }
-    log "imported $2 into the node's containerd (pods can use it with imagePullPolicy IfNotPresent or Never)"
+    say "imported $2 into the node's containerd (pods can use it with imagePullPolicy IfNotPresent or Never)"
     ;;
   crictl) shift; crictl_ "$@" ;;
   ctr) shift; ctr_ "$@" ;;
