@@ -323,12 +323,12 @@ def render(r: dict) -> str:
                   + f"Rollback: anchor / ours = {ra['k8s_rollback_over_ours_undo']:.2f}× (ours waiting), "
                   f"{ra['k8s_rollback_over_ours_undo_nowait']:.2f}× (ours not waiting).", ""]
     lines += ["", "Goal (issue 17): " + "; ".join(f"{g['goal']}: {g['figure']} — {'met' if g['met'] else 'NOT met'}"
-                                                  for g in goals(r)) + ".", ""]
+                                                  for g in goal_list(r)) + ".", ""]
     lines.append(r.get("verdict", ""))
     return "\n".join(lines)
 
 
-def goals(r: dict) -> list[dict]:
+def goal_list(r: dict) -> list[dict]:
     """Each goal of this benchmark: text, figure, met (for RESULTS.md's summary)."""
     out = []
     for path_name, res in r["paths"].items():
