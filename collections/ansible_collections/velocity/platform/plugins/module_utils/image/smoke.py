@@ -215,7 +215,8 @@ class SmokeTest:
         except DockerException:
             pass
 
-    def fail(self, reason: str, container=None) -> SmokeTestFailed:
+    def failure(self, reason: str, container=None) -> SmokeTestFailed:
+        """The error to raise (the caller raises it): reason, the last log lines, scrubbed of the secrets."""
         if container is not None:
             self.logs_tail = self._logs(container)
         # The app says why it stopped in its last lines; put them where the operator looks first.
@@ -234,11 +235,11 @@ class SmokeTest:
             try:
                 status = container.wait(timeout=self.req.timeout)
             except Exception:  # requests' ReadTimeout: the SDK does not wrap it
-                raise self.fail(f"`velocity-app migrate` did not finish within {self.req.timeout}s", container) from None
+                raise self.failure(f"`velocity-app migrate` did not finish within {self.req.timeout}s", container) from None
             code = status.get("StatusCode")
             self.checks["migrate"] = "ok" if code == 0 else f"exit {code}"
             if code != 0:
-                raise self.fail(f"`velocity-app migrate` exited with code {code}", container)
+                raise self.failure(f"`velocity-app migrate` exited with code {code}", container)
         finally:
             self._remove(container)
 
@@ -248,16 +249,16 @@ class SmokeTest:
             state = container.attrs.get("State") or {}
             health = (state.get("Health") or {}).get("Status")
             if state.get("Status") in ("exited", "dead"):
-                raise self.fail(f"container exited with code {state.get('ExitCode')} before becoming healthy", container)
+                raise self.failure(f"container exited with code {state.get('ExitCode')} before becoming healthy", container)
             if health == "healthy":
                 self.checks["docker_health"] = "healthy"
                 return
             if health == "unhealthy":
                 probes = (state.get("Health") or {}).get("Log") or []
                 last = (probes[-1].get("Output") or "").strip() if probes else ""
-                raise self.fail(f"Docker health check reports unhealthy: {last[-300:]}", container)
+                raise self.failure(f"Docker health check reports unhealthy: {last[-300:]}", container)
             if time.monotonic() > deadline:
-                raise self.fail(f"not healthy after {self.req.timeout}s (health status: {health})", container)
+                raise self.failure(f"not healthy after {self.req.timeout}s (health status: {health})", container)
             time.sleep(0.5)
 
     def base_url(self, container) -> str:
@@ -266,14 +267,14 @@ class SmokeTest:
         container.reload()
         bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{CONTAINER_PORT}/tcp") or []
         if not bindings:
-            raise self.fail("port 8000 was not published", container)
+            raise self.failure("port 8000 was not published", container)
         return f"http://{self.address}:{bindings[0]['HostPort']}"
 
     def probe(self, container, url: str) -> None:
         status, body = http_get(f"{url}/healthz")
         self.checks["healthz"] = status
         if status != 200:
-            raise self.fail(f"/healthz answered {status or 'nothing'}: {body[:300]}", container)
+            raise self.failure(f"/healthz answered {status or 'nothing'}: {body[:300]}", container)
         deadline = time.monotonic() + self.req.ready_timeout
         while True:
             status, body = http_get(f"{url}/readyz")
@@ -287,7 +288,7 @@ class SmokeTest:
                 detail = json.dumps(json.loads(body).get("checks", detail))
             except (ValueError, AttributeError):
                 pass
-            raise self.fail(f"/readyz answered {status or 'nothing'} after {self.req.ready_timeout}s: {detail}", container)
+            raise self.failure(f"/readyz answered {status or 'nothing'} after {self.req.ready_timeout}s: {detail}", container)
 
     def inspect_runtime(self, container) -> None:
         code, out = container.exec_run(["cat", "/proc/1/status"], demux=False)
@@ -295,13 +296,13 @@ class SmokeTest:
         uid = int(fields.get("Uid", "0").split()[0]) if code == 0 else None
         self.checks["uid"] = uid
         if uid is None:
-            raise self.fail("could not read the uid of PID 1 (/proc/1/status)", container)
+            raise self.failure("could not read the uid of PID 1 (/proc/1/status)", container)
         if uid == 0:
-            raise self.fail("the service runs as root (uid 0); the image must set a non-root USER", container)
+            raise self.failure("the service runs as root (uid 0); the image must set a non-root USER", container)
         cap_eff = fields.get("CapEff", "").strip()
         self.checks["capabilities"] = "none" if cap_eff and int(cap_eff, 16) == 0 else cap_eff
         if cap_eff and int(cap_eff, 16) != 0:
-            raise self.fail(f"PID 1 holds capabilities (CapEff {cap_eff}) although all were dropped", container)
+            raise self.failure(f"PID 1 holds capabilities (CapEff {cap_eff}) although all were dropped", container)
         if self.req.read_only:
             code, out = container.exec_run(
                 ["python3", "-c", "import sys\ntry:\n open('/.velocity-rw-probe','w')\nexcept OSError as e:\n print(e.strerror); sys.exit(0)\nsys.exit(1)"]
@@ -309,11 +310,11 @@ class SmokeTest:
             writable = code != 0
             self.checks["read_only_rootfs"] = not writable
             if writable:
-                raise self.fail("the root filesystem is writable although read_only was requested", container)
+                raise self.failure("the root filesystem is writable although read_only was requested", container)
             code, dummy = container.exec_run(["python3", "-c", "import tempfile; tempfile.NamedTemporaryFile(dir='/tmp').close()"])
             self.checks["tmp_writable"] = code == 0
             if code != 0:
-                raise self.fail("/tmp (tmpfs) is not writable for the service user", container)  # noqa: S108  # nosec B108 - message
+                raise self.failure("/tmp (tmpfs) is not writable for the service user", container)  # noqa: S108  # nosec B108 - message
 
     def check_error_logs(self, container) -> None:
         try:
@@ -323,7 +324,7 @@ class SmokeTest:
         errors = [scrub(line, self.secrets) for line in lines if '"level":"error"' in line or '"level":"critical"' in line]
         self.checks["error_log_lines"] = len(errors)
         if errors and not self.req.allow_error_logs:
-            raise self.fail(f"the service logged {len(errors)} error line(s), first: {errors[0][:300]}", container)
+            raise self.failure(f"the service logged {len(errors)} error line(s), first: {errors[0][:300]}", container)
 
     def run(self) -> SmokeResult:
         started = time.monotonic()
@@ -357,7 +358,7 @@ def run_smoke_test(client, request: SmokeRequest) -> SmokeResult:
     except DockerModuleError:
         raise
     except DockerException as exc:
-        raise test.fail(f"Docker Engine error: {exc}") from None
+        raise test.failure(f"Docker Engine error: {exc}") from None
 
 
 def leftover_containers(client) -> list[str]:

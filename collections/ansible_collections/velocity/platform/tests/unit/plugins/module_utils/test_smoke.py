@@ -72,7 +72,7 @@ class FakeClient:
 
 def test_failure_messages_never_carry_env_values():
     test = SmokeTest(FakeClient(), SmokeRequest(image="x", env={"SECRET_KEY": CANARY}))
-    exc = test.fail(f"something echoed {CANARY}")
+    exc = test.failure(f"something echoed {CANARY}")
     assert CANARY not in str(exc)
     assert CANARY not in repr(test.req)
 
