@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Prometheus (Debian's `prometheus` package) for the observability tests: our own
-# process, configuration and storage under $VELOCITY_STATE_DIR/prometheus, never the
-# package's service.
-#   prometheus.sh start    install if missing, write the config, start on 127.0.0.1:$VELOCITY_PROMETHEUS_PORT
+# Prometheus for the observability tests: our own process, configuration and storage under
+# $VELOCITY_STATE_DIR/prometheus. The server is built once from the Go module proxy
+# (hack/prometheus/go.mod pins it) with only the service discoveries we use (file, static,
+# kubernetes: build tags remove_all_sd,enable_kubernetes_sd): Debian's 2.42 build lacks
+# kubernetes_sd_configs. Debian's package stays for promtool (rule checks and rule unit tests).
+#   prometheus.sh build    build into $VELOCITY_CACHE_DIR/prometheus/<version>/ once (stamped)
+#   prometheus.sh start    install/build if missing, write the config, start on 127.0.0.1:$VELOCITY_PROMETHEUS_PORT
 #   prometheus.sh stop     stop the process this script started
 #   prometheus.sh status   exit 0 when it answers /-/ready
 #   prometheus.sh env      print the URL, the file_sd directory, the rules file and the RSS
@@ -12,6 +15,10 @@
 # $VELOCITY_STATE_DIR/prometheus/targets/ is picked up within seconds, so a test (or
 # an operator) adds a target without touching the configuration. The service's
 # recording and alerting rules (deploy/prometheus/velocity-rules.yml) are loaded.
+# Once the local cluster is up (its kubeconfig exists; setup and the test fixtures start or
+# reload this after the cluster), the job kubernetes-pods discovers pods through the API
+# server: the pods annotated prometheus.io/scrape=true on the real node (kwok pods have no
+# process behind them), at prometheus.io/port and prometheus.io/path, labelled namespace and pod.
 set -euo pipefail
 SCRIPT_NAME=prometheus
 . "$(dirname "$0")/../lib.sh"
@@ -25,7 +32,42 @@ CONFIG="$DIR/prometheus.yml"
 PIDFILE="$DIR/prometheus.pid"
 LOG="$DIR/prometheus.log"
 RULES="$VELOCITY_ROOT/deploy/prometheus/velocity-rules.yml"
-BIN=/usr/bin/prometheus
+K8S_KUBECONFIG=${VELOCITY_PROMETHEUS_KUBECONFIG:-$VELOCITY_STATE_DIR/k8s/kubeconfig}
+REAL_NODE=${VELOCITY_K8S_NODE_NAME:-velocity-node}
+MOD_DIR="$VELOCITY_ROOT/hack/prometheus"
+BUILD_P=${VELOCITY_PROMETHEUS_BUILD_P:-2}
+TAGS=remove_all_sd,enable_kubernetes_sd
+LDFLAGS="-s -w"
+VERSION=$(awk '$1=="github.com/prometheus/prometheus" {print $2; exit}' "$MOD_DIR/go.mod")
+[ -n "$VERSION" ] || die "no github.com/prometheus/prometheus requirement in $MOD_DIR/go.mod"
+BIN_DIR="$VELOCITY_CACHE_DIR/prometheus/$VERSION"
+BIN="$BIN_DIR/prometheus"
+STAMP="$BIN_DIR/.stamp"
+
+go_bin() { command -v go 2>/dev/null || echo /usr/local/go/bin/go; }
+# What was built: the module files, tags and flags. A warm start compares the stamp and never runs go.
+build_digest() { { cat "$MOD_DIR/go.mod" "$MOD_DIR/go.sum"; echo "$TAGS $LDFLAGS"; } | sha256sum | cut -c1-16; }
+is_built() { [ -x "$BIN" ] && [ -f "$STAMP" ] && grep -qx "digest=$(build_digest)" "$STAMP"; }
+
+build() {
+  if is_built; then say "prometheus $VERSION is cached in $BIN_DIR (no rebuild)"; return 0; fi
+  local go tmp started
+  go=$(go_bin)
+  [ -x "$go" ] || die "Go toolchain not found; needed once to build prometheus $VERSION from the Go module proxy"
+  mkdir -p "$BIN_DIR"
+  tmp=$(mktemp -d "$BIN_DIR/tmp.XXXXXX")
+  started=$SECONDS
+  say "building prometheus $VERSION with $("$go" env GOVERSION) (-tags $TAGS, -p $BUILD_P; cold: a few minutes on 2 cores)"
+  (cd "$MOD_DIR" && GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS="-trimpath -buildvcs=false" CGO_ENABLED=0 \
+     nice -n 10 "$go" build -p "$BUILD_P" -tags "$TAGS" -ldflags="$LDFLAGS" -o "$tmp/prometheus" \
+     github.com/prometheus/prometheus/cmd/prometheus) \
+    || { rm -rf "$tmp"; die "go build of github.com/prometheus/prometheus/cmd/prometheus $VERSION failed"; }
+  mv "$tmp/prometheus" "$BIN"
+  rmdir "$tmp"
+  printf 'version=%s\ngo=%s\nbuilt=%s\nseconds=%s\ndigest=%s\n' "$VERSION" "$("$go" env GOVERSION)" \
+    "$(date -u +%FT%TZ)" "$((SECONDS - started))" "$(build_digest)" > "$STAMP"
+  say "built prometheus $VERSION in $((SECONDS - started))s: $(du -h "$BIN" | cut -f1) at $BIN"
+}
 
 ready() { curl -fsS -o /dev/null "http://127.0.0.1:$PORT/-/ready"; }
 
@@ -51,7 +93,7 @@ disable_package_service() {
 }
 
 install() {
-  if [ ! -x "$BIN" ] || ! command -v promtool >/dev/null 2>&1; then
+  if [ ! -x /usr/bin/prometheus ] || ! command -v promtool >/dev/null 2>&1; then
     apt_install prometheus curl
     disable_package_service
   fi
@@ -75,8 +117,40 @@ scrape_configs:
       - files: ['$TARGETS/*.json', '$TARGETS/*.yml']
         refresh_interval: 5s
 EOF
+  if [ -f "$K8S_KUBECONFIG" ]; then
+    cat >> "$tmp" <<EOF
+  - job_name: kubernetes-pods
+    scrape_timeout: $SCRAPE_INTERVAL
+    kubernetes_sd_configs:
+      - role: pod
+        kubeconfig_file: $K8S_KUBECONFIG
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+        regex: "true"
+        action: keep
+      - source_labels: [__meta_kubernetes_pod_node_name]
+        regex: $REAL_NODE
+        action: keep
+      - source_labels: [__meta_kubernetes_pod_phase]
+        regex: Running
+        action: keep
+      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
+        regex: (.+)
+        target_label: __metrics_path__
+      - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
+        regex: (.+);(\d+)
+        replacement: \$1:\$2
+        target_label: __address__
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+EOF
+  fi
   mv "$tmp" "$CONFIG"
 }
+
+stop() { stop_pidfile "$PIDFILE" "" 10; }
 
 start() {
   # Two shells starting it at once (tests, make setup): one starts, the other finds it running.
@@ -84,6 +158,11 @@ start() {
   exec 8>"$VELOCITY_STATE_DIR/prometheus.lock"
   flock 8
   install
+  build
+  if pid_alive "$PIDFILE" && [ "$(readlink "/proc/$(cat "$PIDFILE")/exe" 2>/dev/null)" != "$BIN" ]; then
+    say "the running prometheus is not $BIN (an older build or Debian's): restarting it"
+    stop
+  fi
   if pid_alive "$PIDFILE" && ready; then
     # Re-read the configuration and rules this checkout has now (a no-op when nothing changed).
     mkdir -p "$TARGETS"
@@ -94,8 +173,8 @@ start() {
   fi
   mkdir -p "$DATA" "$TARGETS"
   write_config
-  promtool check config "$CONFIG" >/dev/null || die "promtool rejected $CONFIG"
-  say "starting prometheus $("$BIN" --version 2>&1 | awk 'NR==1 {print $3}') on 127.0.0.1:$PORT (storage $DATA)"
+  # (Debian's promtool predates kubernetes_sd_configs: the server itself refuses a bad configuration.)
+  say "starting prometheus $VERSION ($BIN) on 127.0.0.1:$PORT (storage $DATA)"
   setsid "$BIN" --config.file="$CONFIG" --storage.tsdb.path="$DATA" --storage.tsdb.retention.time=2d \
     --web.listen-address="127.0.0.1:$PORT" --web.enable-lifecycle \
     </dev/null >>"$LOG" 2>&1 8>&- &
@@ -106,9 +185,9 @@ start() {
   fi
 }
 
-stop() { stop_pidfile "$PIDFILE" "" 10; }
 
 case "${1:-}" in
+  build) build ;;
   start) start ;;
   stop) stop ;;
   status) pid_alive "$PIDFILE" && ready ;;
@@ -122,5 +201,5 @@ case "${1:-}" in
     printf 'PROMETHEUS_URL=http://127.0.0.1:%s\nPROMETHEUS_TARGETS_DIR=%s\nPROMETHEUS_RULES=%s\nPROMETHEUS_RSS_KB=%s\n' \
       "$PORT" "$TARGETS" "$RULES" "${rss:-}"
     ;;
-  *) echo "usage: $0 start|stop|status|env|reload" >&2; exit 2 ;;
+  *) echo "usage: $0 build|start|stop|status|env|reload" >&2; exit 2 ;;
 esac

@@ -1,4 +1,4 @@
-"""Debian's Prometheus scrapes the app under Gunicorn (2 workers, multi-process metrics):
+"""The project's Prometheus scrapes the app under Gunicorn (2 workers, multi-process metrics):
 the target is up, request counts by endpoint and status add up across workers, and the
 latency histogram's buckets are filled."""
 
