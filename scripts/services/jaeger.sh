@@ -27,31 +27,9 @@ VERSION=$(awk '$1=="github.com/jaegertracing/jaeger" {print $2; exit}' "$MOD_DIR
 [ -n "$VERSION" ] || die "no github.com/jaegertracing/jaeger requirement in $MOD_DIR/go.mod"
 BIN_DIR="$VELOCITY_CACHE_DIR/jaeger/$VERSION"
 BIN="$BIN_DIR/jaeger"
-STAMP="$BIN_DIR/.stamp"
-LDFLAGS="-s -w"
-
-go_bin() { command -v go 2>/dev/null || echo /usr/local/go/bin/go; }
-# What was built: the module files and the flags. A warm start compares the stamp and never runs go.
-build_digest() { { cat "$MOD_DIR/go.mod" "$MOD_DIR/go.sum"; echo "$LDFLAGS"; } | sha256sum | cut -c1-16; }
-is_built() { [ -x "$BIN" ] && [ -f "$STAMP" ] && grep -qx "digest=$(build_digest)" "$STAMP"; }
 
 build() {
-  if is_built; then say "jaeger $VERSION is cached in $BIN_DIR (no rebuild)"; return 0; fi
-  local go tmp started
-  go=$(go_bin)
-  [ -x "$go" ] || die "Go toolchain not found; needed once to build jaeger $VERSION from the Go module proxy"
-  mkdir -p "$BIN_DIR"
-  tmp=$(mktemp -d "$BIN_DIR/tmp.XXXXXX")
-  started=$SECONDS
-  say "building jaeger $VERSION with $("$go" env GOVERSION) (-p $BUILD_P; cold: several minutes on 2 cores)"
-  (cd "$MOD_DIR" && GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS="-trimpath -buildvcs=false" CGO_ENABLED=0 \
-     nice -n 10 "$go" build -p "$BUILD_P" -ldflags="$LDFLAGS" -o "$tmp/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger) \
-    || { rm -rf "$tmp"; die "go build of github.com/jaegertracing/jaeger/cmd/jaeger $VERSION failed"; }
-  mv "$tmp/jaeger" "$BIN"
-  rmdir "$tmp"
-  printf 'version=%s\ngo=%s\nbuilt=%s\nseconds=%s\ndigest=%s\n' "$VERSION" "$("$go" env GOVERSION)" \
-    "$(date -u +%FT%TZ)" "$((SECONDS - started))" "$(build_digest)" > "$STAMP"
-  say "built jaeger $VERSION in $((SECONDS - started))s: $(du -h "$BIN" | cut -f1) at $BIN"
+  go_tool_build jaeger "$VERSION" "$MOD_DIR" github.com/jaegertracing/jaeger/cmd/jaeger "$BIN" "" "$BUILD_P"
 }
 
 ready() { curl -fsS -o /dev/null "http://127.0.0.1:$QUERY_PORT/api/services"; }

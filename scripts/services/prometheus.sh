@@ -37,36 +37,13 @@ REAL_NODE=${VELOCITY_K8S_NODE_NAME:-velocity-node}
 MOD_DIR="$VELOCITY_ROOT/hack/prometheus"
 BUILD_P=${VELOCITY_PROMETHEUS_BUILD_P:-2}
 TAGS=remove_all_sd,enable_kubernetes_sd
-LDFLAGS="-s -w"
 VERSION=$(awk '$1=="github.com/prometheus/prometheus" {print $2; exit}' "$MOD_DIR/go.mod")
 [ -n "$VERSION" ] || die "no github.com/prometheus/prometheus requirement in $MOD_DIR/go.mod"
 BIN_DIR="$VELOCITY_CACHE_DIR/prometheus/$VERSION"
 BIN="$BIN_DIR/prometheus"
-STAMP="$BIN_DIR/.stamp"
-
-go_bin() { command -v go 2>/dev/null || echo /usr/local/go/bin/go; }
-# What was built: the module files, tags and flags. A warm start compares the stamp and never runs go.
-build_digest() { { cat "$MOD_DIR/go.mod" "$MOD_DIR/go.sum"; echo "$TAGS $LDFLAGS"; } | sha256sum | cut -c1-16; }
-is_built() { [ -x "$BIN" ] && [ -f "$STAMP" ] && grep -qx "digest=$(build_digest)" "$STAMP"; }
 
 build() {
-  if is_built; then say "prometheus $VERSION is cached in $BIN_DIR (no rebuild)"; return 0; fi
-  local go tmp started
-  go=$(go_bin)
-  [ -x "$go" ] || die "Go toolchain not found; needed once to build prometheus $VERSION from the Go module proxy"
-  mkdir -p "$BIN_DIR"
-  tmp=$(mktemp -d "$BIN_DIR/tmp.XXXXXX")
-  started=$SECONDS
-  say "building prometheus $VERSION with $("$go" env GOVERSION) (-tags $TAGS, -p $BUILD_P; cold: a few minutes on 2 cores)"
-  (cd "$MOD_DIR" && GOTOOLCHAIN="${VELOCITY_GOTOOLCHAIN:-auto}" GOFLAGS="-trimpath -buildvcs=false" CGO_ENABLED=0 \
-     nice -n 10 "$go" build -p "$BUILD_P" -tags "$TAGS" -ldflags="$LDFLAGS" -o "$tmp/prometheus" \
-     github.com/prometheus/prometheus/cmd/prometheus) \
-    || { rm -rf "$tmp"; die "go build of github.com/prometheus/prometheus/cmd/prometheus $VERSION failed"; }
-  mv "$tmp/prometheus" "$BIN"
-  rmdir "$tmp"
-  printf 'version=%s\ngo=%s\nbuilt=%s\nseconds=%s\ndigest=%s\n' "$VERSION" "$("$go" env GOVERSION)" \
-    "$(date -u +%FT%TZ)" "$((SECONDS - started))" "$(build_digest)" > "$STAMP"
-  say "built prometheus $VERSION in $((SECONDS - started))s: $(du -h "$BIN" | cut -f1) at $BIN"
+  go_tool_build prometheus "$VERSION" "$MOD_DIR" github.com/prometheus/prometheus/cmd/prometheus "$BIN" "$TAGS" "$BUILD_P"
 }
 
 ready() { curl -fsS -o /dev/null "http://127.0.0.1:$PORT/-/ready"; }

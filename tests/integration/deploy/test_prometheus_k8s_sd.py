@@ -11,11 +11,11 @@ requests sent to each pod show up in that pod's http_requests_total, exactly, an
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.k8s import wait_until
 from tests.fixtures.observability import http
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow, pytest.mark.postgres]
@@ -24,16 +24,6 @@ ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS_SH = ROOT / "scripts" / "services" / "prometheus.sh"
 NS, APP = "velocity", "velocity-app"
 SEL = f'job="kubernetes-pods", namespace="{NS}"'
-
-
-def _until(what: str, check, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"{what} not seen within {timeout} s"
-        time.sleep(0.5)
 
 
 def _ready_pods(k8s_api_client) -> dict[str, str]:
@@ -55,10 +45,10 @@ def test_prometheus_discovers_the_release_pods_and_counts_each_pods_requests(
     # The session's Prometheus may have started before the cluster: write the configuration again (with the
     # kubernetes-pods job now that the kubeconfig exists) and reload it.
     subprocess.run(["bash", str(PROMETHEUS_SH), "reload"], check=True, timeout=60)
-    pods = _until("the release's Ready pods", lambda: _ready_pods(k8s_api_client))
+    pods = wait_until("the release's Ready pods", lambda: _ready_pods(k8s_api_client))
     assert len(pods) == pipeline_release["spec"]["replicas"], pods
 
-    up = _until("up == 1 for every pod of the release",
+    up = wait_until("up == 1 for every pod of the release",
                 lambda: (lambda got: got if set(got) == set(pods) and all(v == 1 for v in got.values()) else None)(
                     _per_pod(prometheus, f"up{{{SEL}}}")))
     assert set(up) == set(pods)
@@ -86,7 +76,7 @@ def test_prometheus_discovers_the_release_pods_and_counts_each_pods_requests(
         return got if got == want else None
 
     try:
-        _until("each pod's request count in Prometheus", counted)
+        wait_until("each pod's request count in Prometheus", counted)
     except AssertionError:
         pytest.fail(f"Prometheus has {_per_pod(prometheus, f'sum by (pod) ({metric})')}, expected {want}")
 

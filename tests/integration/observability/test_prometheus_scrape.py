@@ -4,13 +4,13 @@ latency histogram's buckets are filled."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.fixtures.k8s import wait_until
 from tests.fixtures.observability import http, serve_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -24,16 +24,6 @@ REQUESTS = [
     (("GET", "/api/visits?limit=5", None), ("/api/visits", "200"), 5),
     (("GET", "/no-such-page", None), ("<unmatched>", "404"), 2),
 ]
-
-
-def _until(what: str, check, timeout: float = 45):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"{what} not seen within {timeout} s"
-        time.sleep(0.5)
 
 
 def _send_all(url: str) -> Counter:
@@ -51,7 +41,7 @@ def test_prometheus_counts_every_workers_requests(prometheus, app_database, tmp_
         prometheus.add_target(f"test-{run}", f"127.0.0.1:{served.port}", {"test_run": run})
         try:
             sel = f'test_run="{run}"'
-            up = _until("up == 1 for the target", lambda: prometheus.query(f"up{{{sel}}} == 1"))
+            up = wait_until("up == 1 for the target", lambda: prometheus.query(f"up{{{sel}}} == 1"))
             assert up[0]["metric"]["job"] == "velocity-app"
 
             expected: Counter = Counter()
@@ -69,7 +59,7 @@ def test_prometheus_counts_every_workers_requests(prometheus, app_database, tmp_
                 return got if got == {k: float(v) for k, v in expected.items()} else None
 
             try:
-                _until("the request counts in Prometheus", counts_match)
+                wait_until("the request counts in Prometheus", counts_match)
             except AssertionError:
                 pytest.fail(f"Prometheus has {prometheus.query(query)}, sent {dict(expected)}")
 
