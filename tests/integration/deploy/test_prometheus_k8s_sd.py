@@ -48,9 +48,11 @@ def test_prometheus_discovers_the_release_pods_and_counts_each_pods_requests(
     pods = wait_until("the release's Ready pods", lambda: _ready_pods(k8s_api_client))
     assert len(pods) == pipeline_release["spec"]["replicas"], pods
 
-    up = wait_until("up == 1 for every pod of the release",
-                lambda: (lambda got: got if set(got) == set(pods) and all(v == 1 for v in got.values()) else None)(
-                    _per_pod(prometheus, f"up{{{SEL}}}")))
+    def all_up():
+        got = _per_pod(prometheus, f"up{{{SEL}}}")
+        return got if set(got) == set(pods) and all(v == 1 for v in got.values()) else None
+
+    up = wait_until("up == 1 for every pod of the release", all_up)
     assert set(up) == set(pods)
     targets = [t for t in prometheus.api("targets", state="active")["activeTargets"]
                if t["scrapePool"] == "kubernetes-pods" and t["labels"].get("namespace") == NS]

@@ -137,24 +137,25 @@ def test_node_reads_the_server_of_a_yaml_kubeconfig(state, tmp_path):
 
 @pytest.mark.parametrize("args, field, words", [
     (["control-plane", "--state", "relative/dir", "--api-url", API], "--state", "not an absolute path"),
-    (["control-plane", "--state", "/tmp/x", "--api-url", "http://127.0.0.1:16443"], "--api-url", "https://HOST:PORT"),
-    (["control-plane", "--state", "/tmp/x", "--api-url", API, "--kwok-nodes", "-1"], "--kwok-nodes", "between 0 and 100"),
-    (["node", "--pki", "/nonexistent/pki", "--out", "/tmp/x", "--admin-kubeconfig", "{admin}", "--node-name",
+    (["control-plane", "--state", "{out}", "--api-url", "http://127.0.0.1:16443"], "--api-url", "https://HOST:PORT"),
+    (["control-plane", "--state", "{out}", "--api-url", API, "--kwok-nodes", "-1"], "--kwok-nodes", "between 0 and 100"),
+    (["node", "--pki", "/nonexistent/pki", "--out", "{out}", "--admin-kubeconfig", "{admin}", "--node-name",
       "velocity-node", "--node-ip", "192.0.2.7"], "--pki", "start the control plane first"),
-    (["node", "--pki", "{pki}", "--out", "/tmp/x", "--admin-kubeconfig", "{admin}", "--node-name", "Velocity_Node",
+    (["node", "--pki", "{pki}", "--out", "{out}", "--admin-kubeconfig", "{admin}", "--node-name", "Velocity_Node",
       "--node-ip", "192.0.2.7"], "--node-name", "not a DNS label"),
-    (["node", "--pki", "{pki}", "--out", "/tmp/x", "--admin-kubeconfig", "{admin}", "--node-name", "velocity-node",
+    (["node", "--pki", "{pki}", "--out", "{out}", "--admin-kubeconfig", "{admin}", "--node-name", "velocity-node",
       "--node-ip", "127.0.0.1"], "--node-ip", "loopback"),
-    (["node", "--pki", "{pki}", "--out", "/tmp/x", "--admin-kubeconfig", "{admin}", "--node-name", "velocity-node",
+    (["node", "--pki", "{pki}", "--out", "{out}", "--admin-kubeconfig", "{admin}", "--node-name", "velocity-node",
       "--node-ip", "300.1.1.1"], "--node-ip", "not an IP address"),
-    (["node", "--pki", "{pki}", "--out", "/tmp/x", "--admin-kubeconfig", "/nonexistent/kubeconfig", "--node-name",
+    (["node", "--pki", "{pki}", "--out", "{out}", "--admin-kubeconfig", "/nonexistent/kubeconfig", "--node-name",
       "velocity-node", "--node-ip", "192.0.2.7"], "--admin-kubeconfig", "cannot read"),
 ])
 def test_bad_input_is_named_and_writes_nothing(state, tmp_path, capsys, args, field, words):
-    args = [a.format(pki=state / "pki", admin=state / "admin.kubeconfig.tmp") for a in args]
+    out = tmp_path / "x"
+    args = [a.format(pki=state / "pki", admin=state / "admin.kubeconfig.tmp", out=out) for a in args]
     before = sorted((state / "pki").iterdir())
     assert cluster_config.main(args) == 1
     err = capsys.readouterr().err
     assert f"{field}: " in err and words in err, err
     assert sorted((state / "pki").iterdir()) == before
-    assert not Path("/tmp/x").exists()
+    assert not out.exists()
