@@ -15,10 +15,12 @@
 # $VELOCITY_STATE_DIR/prometheus/targets/ is picked up within seconds, so a test (or
 # an operator) adds a target without touching the configuration. The service's
 # recording and alerting rules (deploy/prometheus/velocity-rules.yml) are loaded.
-# Once the local cluster is up (its kubeconfig exists; setup and the test fixtures start or
-# reload this after the cluster), the job kubernetes-pods discovers pods through the API
-# server: the pods annotated prometheus.io/scrape=true on the real node (kwok pods have no
-# process behind them), at prometheus.io/port and prometheus.io/path, labelled namespace and pod.
+# Once the local cluster is up (its PKI exists; setup and the test fixtures start or reload
+# this after the cluster), the job kubernetes-pods of deploy/prometheus/kubernetes-sd.yml
+# discovers pods through the API server: the pods annotated prometheus.io/scrape=true in the
+# real node's pod CIDR (kwok pods have no process behind them), at prometheus.io/port and
+# prometheus.io/path, labelled namespace and pod. A recreated cluster needs a reload (setup
+# and the test do it): the job then points at the new CA and discovers afresh.
 set -euo pipefail
 SCRIPT_NAME=prometheus
 . "$(dirname "$0")/../lib.sh"
@@ -32,8 +34,11 @@ CONFIG="$DIR/prometheus.yml"
 PIDFILE="$DIR/prometheus.pid"
 LOG="$DIR/prometheus.log"
 RULES="$VELOCITY_ROOT/deploy/prometheus/velocity-rules.yml"
-K8S_KUBECONFIG=${VELOCITY_PROMETHEUS_KUBECONFIG:-$VELOCITY_STATE_DIR/k8s/kubeconfig}
-REAL_NODE=${VELOCITY_K8S_NODE_NAME:-velocity-node}
+K8S_DIR="$VELOCITY_STATE_DIR/k8s"
+K8S_PKI="$K8S_DIR/pki"
+K8S_API_PORT=${VELOCITY_K8S_API_PORT:-16443}
+K8S_SD_SOURCE="$VELOCITY_ROOT/deploy/prometheus/kubernetes-sd.yml"
+K8S_SD="$DIR/kubernetes-sd.yml"
 MOD_DIR="$VELOCITY_ROOT/hack/prometheus"
 BUILD_P=${VELOCITY_PROMETHEUS_BUILD_P:-2}
 TAGS=remove_all_sd,enable_kubernetes_sd
@@ -83,6 +88,7 @@ write_config() {
 # Written by scripts/services/prometheus.sh; edits are lost at the next start.
 global:
   scrape_interval: $SCRAPE_INTERVAL
+  scrape_timeout: $SCRAPE_INTERVAL
   evaluation_interval: $SCRAPE_INTERVAL
 rule_files:
   - $RULES
@@ -94,35 +100,24 @@ scrape_configs:
       - files: ['$TARGETS/*.json', '$TARGETS/*.yml']
         refresh_interval: 5s
 EOF
-  if [ -f "$K8S_KUBECONFIG" ]; then
-    cat >> "$tmp" <<EOF
-  - job_name: kubernetes-pods
-    scrape_timeout: $SCRAPE_INTERVAL
-    kubernetes_sd_configs:
-      - role: pod
-        kubeconfig_file: $K8S_KUBECONFIG
-    relabel_configs:
-      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
-        regex: "true"
-        action: keep
-      - source_labels: [__meta_kubernetes_pod_node_name]
-        regex: $REAL_NODE
-        action: keep
-      - source_labels: [__meta_kubernetes_pod_phase]
-        regex: Running
-        action: keep
-      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
-        regex: (.+)
-        target_label: __metrics_path__
-      - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
-        regex: (.+);(\d+)
-        replacement: \$1:\$2
-        target_label: __address__
-      - source_labels: [__meta_kubernetes_namespace]
-        target_label: namespace
-      - source_labels: [__meta_kubernetes_pod_name]
-        target_label: pod
-EOF
+  if [ -f "$K8S_PKI/ca.crt" ]; then
+    # The scrape job for the cluster's pods is deploy/prometheus/kubernetes-sd.yml itself (the file an
+    # operator uses), its state directory and API port rewritten to this checkout's. The PKI is reached
+    # through a link named after the cluster's CA: a recreated cluster (new CA, new etcd) changes the
+    # job's configuration, so a reload starts a fresh discovery; with unchanged text Prometheus would keep
+    # the old one, whose watch never hears of the new cluster's pods.
+    local ca_id link sd_tmp="$K8S_SD.tmp.$$"
+    ca_id=$(sha256sum "$K8S_PKI/ca.crt" | cut -c1-12)
+    for link in "$DIR"/k8s-pki-*; do
+      [ "$link" = "$DIR/k8s-pki-$ca_id" ] || rm -f "$link"
+    done
+    ln -sfn "$K8S_PKI" "$DIR/k8s-pki-$ca_id"
+    sed -e "s#/tmp/velocity/k8s/pki/#$DIR/k8s-pki-$ca_id/#g" -e "s#/tmp/velocity/k8s/#$K8S_DIR/#g" \
+      -e "s#https://127.0.0.1:16443#https://127.0.0.1:$K8S_API_PORT#" "$K8S_SD_SOURCE" > "$sd_tmp"
+    mv "$sd_tmp" "$K8S_SD"
+    printf 'scrape_config_files:\n  - %s\n' "$K8S_SD" >> "$tmp"
+  else
+    rm -f "$K8S_SD" "$DIR"/k8s-pki-*
   fi
   mv "$tmp" "$CONFIG"
 }

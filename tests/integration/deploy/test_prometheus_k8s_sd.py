@@ -1,9 +1,9 @@
 """The project's Prometheus finds the pipeline's pods through the Kubernetes API and scrapes them.
 
 scripts/services/prometheus.sh (Prometheus built from the Go module proxy with kubernetes service
-discovery) adds the job kubernetes-pods once the local cluster's kubeconfig exists: role pod against the
-local API server, kept when annotated prometheus.io/scrape=true and running on the real node, address from
-the pod IP and prometheus.io/port. Against the pipeline's own release (Deployment velocity/velocity-app,
+discovery) loads the job kubernetes-pods of deploy/prometheus/kubernetes-sd.yml once the local cluster's PKI
+exists: role pod against the local API server, kept when annotated prometheus.io/scrape=true with an IP in the
+real node's pod CIDR, address from the pod IP and prometheus.io/port. Against the pipeline's own release (Deployment velocity/velocity-app,
 2 replicas on the real node): every Ready pod is a healthy target, labelled with its namespace and pod;
 requests sent to each pod show up in that pod's http_requests_total, exactly, and in the latency buckets.
 """
@@ -43,16 +43,26 @@ def _per_pod(prometheus, promql: str) -> dict[str, float]:
 def test_prometheus_discovers_the_release_pods_and_counts_each_pods_requests(
         pipeline_release, prometheus, k8s_cluster, k8s_api_client):
     # The session's Prometheus may have started before the cluster: write the configuration again (with the
-    # kubernetes-pods job now that the kubeconfig exists) and reload it.
+    # kubernetes-pods job now that the cluster's PKI exists) and reload it.
     subprocess.run(["bash", str(PROMETHEUS_SH), "reload"], check=True, timeout=60)
     pods = wait_until("the release's Ready pods", lambda: _ready_pods(k8s_api_client))
     assert len(pods) == pipeline_release["spec"]["replicas"], pods
 
-    def all_up():
-        got = _per_pod(prometheus, f"up{{{SEL}}}")
-        return got if set(got) == set(pods) and all(v == 1 for v in got.values()) else None
+    seen: dict[str, float] = {}
 
-    up = wait_until("up == 1 for every pod of the release", all_up)
+    def all_up():
+        seen.clear()
+        seen.update(_per_pod(prometheus, f"up{{{SEL}}}"))
+        return dict(seen) if set(seen) == set(pods) and all(v == 1 for v in seen.values()) else None
+
+    try:
+        up = wait_until("up == 1 for every pod of the release", all_up)
+    except AssertionError:
+        targets = [(t["labels"].get("pod"), t["health"], t.get("lastError"))
+                   for t in prometheus.api("targets", state="active")["activeTargets"]
+                   if t["scrapePool"] == "kubernetes-pods"]
+        pytest.fail(f"up{{{SEL}}} is {seen}, expected 1 for each of {sorted(pods)}; "
+                    f"kubernetes-pods targets: {targets}")
     assert set(up) == set(pods)
     targets = [t for t in prometheus.api("targets", state="active")["activeTargets"]
                if t["scrapePool"] == "kubernetes-pods" and t["labels"].get("namespace") == NS]
