@@ -20,7 +20,7 @@ SCENARIOS = sorted(p.parent for p in (ROOT / "molecule").glob("*/molecule.yml"))
 READ_ONLY_MODULES = {
     "ansible.builtin.assert", "ansible.builtin.set_fact", "ansible.builtin.stat", "ansible.builtin.slurp",
     "ansible.builtin.debug", "ansible.builtin.fail", "ansible.builtin.uri",
-    "kubernetes.core.k8s_info", "community.docker.docker_image_info", "community.docker.docker_container_info",
+    "kubernetes.core.k8s_info", "velocity.platform.k8s_read", "community.docker.docker_image_info", "community.docker.docker_container_info",
 }
 COMMAND_MODULES = {"ansible.builtin.command", "ansible.builtin.shell"}
 # Task files of our roles that compute values without acting, which a verify play may include.

@@ -312,10 +312,11 @@ class K8sClient:
         meta = obj["metadata"]
         return self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
 
-    def list(self, api_version, kind, namespace=None, label_selector=None):
+    def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None):
         res = self.resource(api_version, kind)
+        selectors = {"field_selector": field_selector} if field_selector else {}
         result = self._call("list", f"{kind} in {namespace or 'cluster'}", self.dynamic.get, res,
-                            namespace=namespace, label_selector=label_selector)
+                            namespace=namespace, label_selector=label_selector, **selectors)
         return result.get("items") or []
 
     def apply(self, obj, dry_run=False, force=False):
