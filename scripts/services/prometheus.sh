@@ -122,6 +122,12 @@ EOF
   mv "$tmp" "$CONFIG"
 }
 
+# Write the configuration again and have the running server re-read it (and the rules).
+reload() {
+  write_config
+  curl -fsS -X POST "http://127.0.0.1:$PORT/-/reload" >/dev/null || die "prometheus refused to reload $CONFIG (see $LOG)"
+}
+
 stop() { stop_pidfile "$PIDFILE" "" 10; }
 
 start() {
@@ -138,8 +144,7 @@ start() {
   if pid_alive "$PIDFILE" && ready; then
     # Re-read the configuration and rules this checkout has now (a no-op when nothing changed).
     mkdir -p "$TARGETS"
-    write_config
-    curl -fsS -X POST "http://127.0.0.1:$PORT/-/reload" >/dev/null || die "prometheus refused to reload $CONFIG (see $LOG)"
+    reload
     say "already running on 127.0.0.1:$PORT (configuration reloaded)"
     return 0
   fi
@@ -165,8 +170,7 @@ case "${1:-}" in
   status) pid_alive "$PIDFILE" && ready ;;
   reload)
     pid_alive "$PIDFILE" || die "not running"
-    write_config
-    curl -fsS -X POST "http://127.0.0.1:$PORT/-/reload" >/dev/null || die "reload refused (see $LOG)"
+    reload
     ;;
   env)
     rss=$(pid_alive "$PIDFILE" && awk '/^VmRSS/ {print $2}' "/proc/$(cat "$PIDFILE")/status" || true)

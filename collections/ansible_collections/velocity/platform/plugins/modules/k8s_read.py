@@ -189,7 +189,8 @@ def main():
         problem = query_problem(index, query, seen)
         if problem:
             module.fail_json(msg=problem)
-        seen[query["key"].strip()] = index
+        query["key"] = query["key"].strip()
+        seen[query["key"]] = index
     started = time.monotonic()
     client = None
     try:
@@ -199,11 +200,11 @@ def main():
             try:
                 client.resource(query["api_version"], query["kind"])
             except K8sApiError as exc:
-                raise K8sApiError(f"query {query['key'].strip()!r}: {exc.message}", status=exc.status,
+                raise K8sApiError(f"query {query['key']!r}: {exc.message}", status=exc.status,
                                   unreachable=exc.unreachable) from None
         outcomes = concurrently(lambda q: read(client, q), queries)
         first_error(outcomes)
-        resources = {query["key"].strip(): result for query, (result, _error) in zip(queries, outcomes)}
+        resources = {query["key"]: result for query, (result, _error) in zip(queries, outcomes)}
     except K8sApiError as exc:
         module.fail_json(msg=to_text(exc.message))
     finally:

@@ -314,9 +314,8 @@ class K8sClient:
 
     def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None):
         res = self.resource(api_version, kind)
-        selectors = {"field_selector": field_selector} if field_selector else {}
         result = self._call("list", f"{kind} in {namespace or 'cluster'}", self.dynamic.get, res,
-                            namespace=namespace, label_selector=label_selector, **selectors)
+                            namespace=namespace, label_selector=label_selector, field_selector=field_selector)
         return result.get("items") or []
 
     def apply(self, obj, dry_run=False, force=False):
