@@ -1,10 +1,11 @@
 """velocity.platform.k8s_read against the real API server, through ansible-playbook: several reads in one
 task give what the API server holds (a named object, a list by label, a list by field, a missing name as an
 empty list), the same in check mode; bad input fails naming the query before any request; a kind the server
-does not serve fails naming the query's key."""
+does not serve fails naming the query's key; a Secret's values appear nowhere in the output at -vvv."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import pytest
@@ -68,3 +69,23 @@ def test_a_kind_the_server_does_not_serve_names_the_query(tmp_path, k8s_cluster)
     result, _ = Playbook(tmp_path).module("k8s_read", {"kubeconfig": k8s_cluster.kubeconfig, "queries": [
         {"key": "widgets", "kind": "Widget", "api_version": "example.com/v1", "namespace": "default"}]})
     assert result["failed"] and result["msg"].startswith("query 'widgets': the API server does not serve kind Widget")
+
+
+def test_secret_values_never_reach_the_output(tmp_path, k8s_cluster, client):
+    canary = f"canary-{uuid.uuid4().hex}"
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+              "metadata": {"name": f"read-{uuid.uuid4().hex[:8]}", "namespace": "default"},
+              "stringData": {"password": canary}}
+    client.apply(secret)
+    try:
+        result, proc = Playbook(tmp_path).module("k8s_read", {"kubeconfig": k8s_cluster.kubeconfig, "queries": [
+            {"key": "named", "kind": "Secret", "namespace": "default", "name": secret["metadata"]["name"]},
+            {"key": "listed", "kind": "Secret", "namespace": "default",
+             "field_selectors": [f"metadata.name={secret['metadata']['name']}"]}]}, verbosity=3)
+        assert not result.get("failed"), result.get("msg")
+        data = [o["data"] for o in result["resources"]["named"] + result["resources"]["listed"]]
+        assert data == [{"password": "<redacted>"}] * 2
+        output = proc.stdout + proc.stderr + repr(result)
+        assert canary not in output and base64.b64encode(canary.encode()).decode() not in output
+    finally:
+        client.delete(secret)

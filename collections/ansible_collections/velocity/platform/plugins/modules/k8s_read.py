@@ -19,6 +19,9 @@ description:
   - One task instead of one C(kubernetes.core.k8s_info) task per read; each task pays for a module start and the
     Kubernetes client's import and discovery. The pipeline's verify stage reads its release (four reads) this way
     in about 1 s, where four C(kubernetes.core.k8s_info) tasks took about 11 s on the same machine.
+  - B(Secret values are never returned.) A Secret (C(v1)) comes back with its keys, each value in C(data) and
+    C(stringData) replaced by V(<redacted>), and without the C(kubectl.kubernetes.io/last-applied-configuration)
+    annotation (which can hold the values), so no verbosity shows a credential.
   - Bad input (a duplicate or empty key, an invalid name or namespace) fails the task before the API server is
     contacted, naming the query. A kind the API server does not serve fails naming the query's key.
   - O(field_manager) is accepted, so that module defaults set for the group C(velocity.platform.k8s) apply here
@@ -169,14 +172,36 @@ def query_problem(index, query, seen):
     return None
 
 
+REDACTED = "<redacted>"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def is_secret(query):
+    return query["kind"] == "Secret" and query["api_version"] == "v1"
+
+
+def redacted(obj):
+    """A Secret without its values (keys kept). A list's items carry no kind: the caller knows it is a Secret."""
+    obj = dict(obj)
+    for field in ("data", "stringData"):
+        if isinstance(obj.get(field), dict):
+            obj[field] = {key: REDACTED for key in obj[field]}
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if LAST_APPLIED in annotations:
+        obj["metadata"] = dict(obj["metadata"], annotations={k: v for k, v in annotations.items() if k != LAST_APPLIED})
+    return obj
+
+
 def read(client, query):
-    """The objects one query names: [object] or [] for a name, the list otherwise."""
+    """The objects one query names ([object] or [] for a name, the list otherwise), Secret values redacted."""
     if query.get("name"):
         obj = client.get(query["api_version"], query["kind"], query["name"], query.get("namespace"))
-        return [obj] if obj is not None else []
-    return client.list(query["api_version"], query["kind"], namespace=query.get("namespace"),
-                       label_selector=",".join(query["label_selectors"]) or None,
-                       field_selector=",".join(query["field_selectors"]) or None)
+        objs = [obj] if obj is not None else []
+    else:
+        objs = client.list(query["api_version"], query["kind"], namespace=query.get("namespace"),
+                           label_selector=",".join(query["label_selectors"]) or None,
+                           field_selector=",".join(query["field_selectors"]) or None)
+    return [redacted(obj) for obj in objs] if is_secret(query) else objs
 
 
 def main():

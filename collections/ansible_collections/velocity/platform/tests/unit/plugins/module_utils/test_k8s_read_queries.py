@@ -70,3 +70,18 @@ def test_an_unnamed_query_lists_with_the_selectors_joined():
     client = FakeClient()
     read(client, query(name=None, namespace=None))
     assert client.calls == [("list", "apps/v1", "Deployment", None, None, None)]
+
+
+def test_secret_values_and_last_applied_are_redacted_other_kinds_untouched():
+    from ansible_collections.velocity.platform.plugins.modules.k8s_read import LAST_APPLIED, REDACTED
+
+    class SecretClient(FakeClient):
+        def list(self, *args, **kwargs):
+            return [{"metadata": {"name": "s", "annotations": {LAST_APPLIED: '{"data":{"k":"Y2FuYXJ5"}}', "a": "b"}},
+                     "data": {"k": "Y2FuYXJ5"}, "stringData": {"j": "canary"}}]
+
+    [secret] = read(SecretClient(), query(name=None, kind="Secret", api_version="v1"))
+    assert secret["data"] == {"k": REDACTED} and secret["stringData"] == {"j": REDACTED}
+    assert secret["metadata"]["annotations"] == {"a": "b"}
+    [cm] = read(SecretClient(), query(name=None, kind="ConfigMap", api_version="v1"))
+    assert cm["data"] == {"k": "Y2FuYXJ5"}
