@@ -414,6 +414,10 @@ def run_cluster(args: argparse.Namespace) -> dict[str, Any]:
                         release += 1
                         pipe.run("playbooks/deploy.yml", "-e", f"deploy_image={image}", "-e", config_for(str(release)))
                         base_rev, base_hash = cluster.current()
+                        # The pods this replaced ran at GUNICORN_SHUTDOWN_DELAY=0 and fail requests as they go
+                        # (counted as idle): the measured update starts once the last of them is gone.
+                        cluster.wait_settled(base_hash, time.monotonic())
+                        time.sleep(args.tail)
                     release += 1
                     with load.phase(f"{kind}-{rep}") as ph:
                         secs, _ = pipe.run("playbooks/deploy.yml", "-e", f"deploy_image={image}",

@@ -51,7 +51,10 @@ options:
     choices: [1, 2]
     default: 2
   max_workers:
-    description: Distinct paths read in parallel, over the same session and token.
+    description:
+      - Distinct paths read in parallel, over the same session and token.
+      - The connections these reads need (up to this many, the login's included) are opened while the login is in
+        flight, so the reads start on open connections; set 1 for one connection and sequential reads.
     type: int
     default: 8
   database:

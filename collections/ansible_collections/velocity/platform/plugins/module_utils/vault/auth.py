@@ -153,13 +153,20 @@ def select_auth_method(options: dict, environ: Optional[dict] = None) -> AuthMet
     return method
 
 
-def connect(options: dict, environ: Optional[dict] = None) -> VaultClient:
-    """Validate the options, build the one client of the task and log in once."""
+def connect(options: dict, environ: Optional[dict] = None, connections: int = 1) -> VaultClient:
+    """Validate the options, build the one client of the task and log in once.
+
+    ``connections``: how many requests the caller will then send at once; the connections beyond the
+    login's own are opened while the login is in flight (:meth:`VaultClient.open_connections`).
+    """
     method = select_auth_method(options, environ)
     client = VaultClient(VaultConnection.from_options(options, environ))
+    opening = client.open_connections(connections - 1)
     try:
         method.authenticate(client)
     except Exception:
+        opening.abandon()
         client.close()
         raise
+    opening.finish()
     return client

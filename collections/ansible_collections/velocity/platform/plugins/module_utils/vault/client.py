@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Optional
@@ -261,6 +262,87 @@ def _short(exc: Exception) -> str:
     return text if len(text) < 200 else text[:200] + "..."
 
 
+def _ready(conn) -> bool:
+    """Whether an opened, unused connection can carry a request.
+
+    A TLS 1.3 server sends session tickets after the handshake; nothing reads them on a connection that
+    has sent no request, and urllib3 takes a socket with unread data for one the server closed (and
+    opens another). They are read here, without blocking; a connection that the server closed, or that
+    holds anything else, is not kept.
+    """
+    sock = conn.sock
+    if sock is None:
+        return False
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        sock.recv(1)  # returns only when the server closed the connection or sent unasked data
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return True  # nothing (more) to read: the tickets, if any, are consumed
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(timeout)
+    return False
+
+
+class Opening:
+    """Connections being opened in the background for a pool (:meth:`VaultClient.open_connections`).
+
+    Each is connected by its own thread and held until :meth:`finish`, then returned to the pool; held
+    meanwhile, so that the login in flight gets a slot of its own instead of one of these.
+    """
+
+    def __init__(self, pool=None, conns: Optional[list] = None, timeout: float = 30.0):
+        self.pool = pool
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._opened: list = []
+        self._threads = [threading.Thread(target=self._open, args=(conn,), name="vault-connect", daemon=True)
+                         for conn in conns or []]
+        for thread in self._threads:
+            thread.start()
+
+    def _open(self, conn) -> None:
+        try:
+            conn.timeout = self.timeout
+            conn.connect()
+        except Exception:  # pylint: disable=broad-except  # best effort: the request that needs it reports
+            conn.close()
+            conn = None
+        with self._lock:
+            if self._abandoned and conn is not None:
+                conn.close()
+            else:
+                self._opened.append(conn)
+
+    def finish(self) -> None:
+        """Wait for every connection (each attempt is bounded by the connect timeout) and put them in the pool.
+
+        A connection that failed gives its slot back empty (urllib3's own way: ``_put_conn(None)``).
+        """
+        for thread in self._threads:
+            thread.join(self.timeout)
+        with self._lock:
+            opened, self._opened = self._opened, []
+            self._abandoned = True  # one still connecting after the wait is closed, not kept
+        for conn in opened:
+            if conn is not None and not _ready(conn):
+                conn.close()
+                conn = None
+            self.pool._put_conn(conn)  # pylint: disable=protected-access
+
+    def abandon(self) -> None:
+        """The task failed: close what was opened, keep nothing."""
+        with self._lock:
+            self._abandoned = True
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            if conn is not None:
+                conn.close()
+
+
 class VaultClient:
     """One hvac client, one session, one token for the task; every hvac call goes through :meth:`call`."""
 
@@ -298,6 +380,45 @@ class VaultClient:
 
     def close(self) -> None:
         self.session.close()
+
+    # -- connections opened ahead of the reads -------------------------------------
+    def open_connections(self, count: int) -> Opening:
+        """Start opening ``count`` connections to the server in the background, for the session's pool.
+
+        The reads that follow a login run in parallel, and each new connection costs a TCP and, over
+        https, a TLS handshake: two round trips that would otherwise start only once the login has
+        answered. Opened while the login is in flight, they are ready when the reads start, so one login
+        and N parallel reads take the login's three round trips plus one per wave of reads. Bounded by
+        the pool (at most ``max_workers - 1`` besides the login's own connection) and best effort: one
+        that cannot be opened is not kept, and the request that then needs it opens one and reports any
+        error. Not done through a proxy, where the pool is the proxy's. Call :meth:`Opening.finish` once
+        the login has answered (or :meth:`Opening.abandon` when it failed).
+        """
+        count = min(count, max(self.connection.max_workers, 1) - 1)
+        pool = self._pool() if count > 0 else None
+        if pool is None:
+            return Opening()
+        # The slots are taken here, before any thread runs, from urllib3's own checkout.
+        conns = [pool._get_conn() for dummy in range(count)]  # pylint: disable=protected-access
+        return Opening(pool, conns, self.connection.timeout)
+
+    def _pool(self):
+        """The urllib3 pool that hvac's requests to the server will use, or None (proxy, older requests)."""
+        get_pool = getattr(self._http_adapter, "get_connection_with_tls_context", None)
+        if get_pool is None:  # requests older than 2.32: no way to name the pool a request will get
+            return None
+        url = self.connection.url
+        # The settings every hvac request gets: verify and cert as the client passes them, merged with
+        # the environment (REQUESTS_CA_BUNDLE, proxies) exactly as Session.request merges them.
+        settings = self.session.merge_environment_settings(url, {}, None, self.connection.verify,
+                                                           self.connection.cert)
+        if requests.utils.select_proxy(url, settings["proxies"]):
+            return None
+        try:
+            return get_pool(requests.Request("GET", url).prepare(), settings["verify"], proxies=settings["proxies"],
+                            cert=settings["cert"])
+        except Exception:  # pylint: disable=broad-except  # an optimisation: the request reports the problem
+            return None
 
     def __enter__(self) -> "VaultClient":
         return self

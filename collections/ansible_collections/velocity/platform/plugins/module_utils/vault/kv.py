@@ -5,8 +5,8 @@
 
 Each distinct (path, version) is read once, whatever the number of keys taken
 from it, and the reads run in parallel (hvac calls on the client's one session,
-whose pool is sized to ``max_workers``; the first read reuses the login's
-connection). A task that succeeds sends one login and one request per path: the
+whose pool is sized to ``max_workers``; the connections they use are opened
+while the login is in flight, see ``connect``). A task that succeeds sends one login and one request per path: the
 mount's KV version is looked up only when something failed, to say why (a
 KV version 2 answer has a shape that a version 1 mount never gives).
 """
@@ -171,10 +171,15 @@ def read_secrets(client: VaultClient, refs: list, mount: str = "secret", kv_vers
         raise
 
 
+def parallel_reads(refs: list, max_workers: int) -> int:
+    """How many reads :func:`read_secrets` sends at once for ``refs``: one per distinct (path, version)."""
+    return max(1, min(max_workers, len({(ref.path, ref.version) for ref in refs})))
+
+
 def _read_secrets(client: VaultClient, refs: list, mount: str, kv_version: int,
                   max_workers: int) -> Tuple[Dict[str, str], Dict[str, dict]]:
     wanted = sorted({(ref.path, ref.version) for ref in refs}, key=lambda item: (item[0], item[1] or 0))
-    workers = max(1, min(max_workers, len(wanted)))
+    workers = parallel_reads(refs, max_workers)
     if workers == 1:
         secrets = [read_kv(client, mount, path, version, kv_version) for path, version in wanted]
     else:

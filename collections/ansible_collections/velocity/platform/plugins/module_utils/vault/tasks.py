@@ -103,7 +103,8 @@ def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "
     client = None
     try:
         refs = validate(params)
-        client = connect(params)
+        # The KV reads run in parallel, one per distinct path: their connections open during the login.
+        client = connect(params, connections=vault_kv.parallel_reads(refs, params["max_workers"]))
         values, versions = {}, {}
         if refs:
             values, versions = vault_kv.read_secrets(client, refs, params["kv_mount"], params["kv_version"],

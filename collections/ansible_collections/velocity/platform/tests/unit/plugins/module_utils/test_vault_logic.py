@@ -419,7 +419,8 @@ def tls_pki(tmp_path_factory):
                                                        serialization.NoEncryption()))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(out / "server.pem"), str(out / "server.key"))
-    return types.SimpleNamespace(ca=str(out / "ca.pem"), other_ca=str(out / "other-ca.pem"), context=context)
+    return types.SimpleNamespace(ca=str(out / "ca.pem"), other_ca=str(out / "other-ca.pem"), context=context,
+                                 server_cert=str(out / "server.pem"), server_key=str(out / "server.key"))
 
 
 @pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # validate_certs=false, on purpose
@@ -438,6 +439,78 @@ def test_ca_path_is_kept_although_hvac_is_given_a_session(scripted, tls_pki, mon
             make_client(server, **options).read("x")
         assert TOKEN not in str(err.value)
     assert len(server.calls) == 2 and sleeps == []  # a refused certificate is not retried, and no token was sent
+
+
+def test_read_connections_open_during_the_login_over_tls(scripted, tls_pki, monkeypatch):
+    """The readers' connections are opened while the login is in flight, into the pool the reads then use
+    (the same TLS settings, even with a CA bundle in the environment): no other connection is opened."""
+    login_done = threading.Event()
+    secrets = {f"p{i}": {"k": f"v{i}"} for i in range(6)}
+    reads = kv_route(secrets)
+
+    def route(call):
+        if call.path == "auth/approle/login":
+            # Held until every other connection has sent its TLS handshake: opened during the login.
+            login_done.wait(5)
+            return ok({"auth": {"client_token": "login-token", "lease_duration": 60}})
+        return reads(call)
+
+    # No session tickets: when Python's server sends them is up to its threads, and a ticket that arrives after
+    # the connection was checked makes urllib3 replace it (the OpenBao TLS test covers tickets).
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_pki.server_cert, tls_pki.server_key)
+    context.num_tickets = 0
+    server = scripted(route, tls_context=context)
+    accepted = []
+    real_accept = server.server.socket.accept
+
+    def counting_accept():
+        sock, address = real_accept()
+        accepted.append(address[1])
+        if len(accepted) == 4:
+            login_done.set()
+        return sock, address
+
+    server.server.socket.accept = counting_accept
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_pki.other_ca)
+    client = vault_auth.connect({"url": server.url, "auth_method": "approle", "role_id": "r", "secret_id": "s",
+                                 "ca_cert": tls_pki.ca, "max_workers": 4}, environ={}, connections=4)
+    assert login_done.is_set()  # four connections were accepted while the login waited
+    refs = vault_kv.parse_refs({f"E{i}": f"p{i}#k" for i in range(6)})
+    values, dummy = vault_kv.read_secrets(client, refs, max_workers=4)
+    client.close()
+    assert values == {f"E{i}": f"v{i}" for i in range(6)}
+    assert len(accepted) == 4 and {call.port for call in server.calls} <= set(accepted)
+
+
+def test_no_connection_is_opened_ahead_through_a_proxy(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = VaultClient(VaultConnection(url="https://vault.example.test:8200", max_workers=4))
+    assert client.open_connections(3).pool is None
+
+
+def test_a_connection_that_cannot_open_gives_its_slot_back():
+    with socket_closed_port() as port:
+        client = VaultClient(VaultConnection(url=f"http://127.0.0.1:{port}", max_workers=4, timeout=2))
+        opening = client.open_connections(3)
+        opening.finish()
+    pool = opening.pool
+    assert pool.pool.qsize() == 4 and all(conn is None for conn in pool.pool.queue)
+
+
+def socket_closed_port():
+    """A context manager giving a loopback port that nothing listens on (bound, never listening)."""
+    import contextlib
+    import socket
+
+    @contextlib.contextmanager
+    def closed():
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            yield sock.getsockname()[1]
+    return closed()
 
 
 # -- auth selector ---------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""The connections for a task's parallel KV reads open while its login is in flight.
+
+Each new connection costs a TCP (and, over https, a TLS) handshake; opened only once the login has answered,
+they would add two round trips to every task with more than one path. A relay in front of the real server
+holds the login request for a while and notes how many connections it has accepted meanwhile: all of the
+reads' connections, and no more than the pool's size in all. Over TLS (the OpenBao TLS dev server), the
+connections opened ahead carry the server's session tickets unread; they must still be used, not taken for
+closed ones and replaced.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from benchmarks.relay import Relay
+from tests.runner import run_module
+
+pytestmark = [pytest.mark.vault]
+ROOT = Path(__file__).resolve().parents[3]
+PATHS = 12
+HOLD_S = 0.5
+
+
+@pytest.mark.parametrize("max_workers, expected", [(8, 8), (1, 1)])
+def test_read_connections_open_during_the_login(vault, tmp_path, max_workers, expected):
+    base = f"velocity/conn-{uuid.uuid4().hex[:8]}"
+    secrets = {}
+    for i in range(PATHS):
+        vault.put_secret(f"{base}/s{i:02d}", {"value": f"v{i}"})
+        secrets[f"S{i:02d}"] = f"{base}/s{i:02d}#value"
+    seen_during_login: list[int] = []
+    lock = threading.Lock()
+
+    def hold_the_login(method: str, path: str, headers: dict) -> None:
+        if path.endswith("/login"):
+            time.sleep(HOLD_S)
+            with lock:
+                seen_during_login.append(relay.connections)
+
+    with Relay(urlsplit(vault.addr).port, on_request=hold_the_login) as relay:
+        result, _ = run_module(tmp_path, "velocity.platform.vault_secrets", {
+            "url": f"http://127.0.0.1:{relay.port}", "auth_method": "approle",
+            "role_id": vault.role_id, "secret_id": vault.secret_id, "max_workers": max_workers,
+            "secrets": secrets, "env_file": str(tmp_path / "app.env"),
+        })
+        total = relay.connections
+    assert not result.get("failed"), result.get("msg")
+    assert result["stats"]["logins"] == 1 and result["stats"]["requests"] == PATHS + 1
+    # Accepted before the login was even forwarded: the login's own connection and one per parallel reader.
+    assert seen_during_login == [expected], (seen_during_login, total)
+    # And none opened later: the reads ran on those.
+    assert total == expected
+
+
+def test_read_connections_opened_ahead_are_used_over_tls(tmp_path):
+    subprocess.run(["bash", str(ROOT / "scripts/services/vault.sh"), "start", "tls"], check=True, capture_output=True)
+    out = subprocess.run(["bash", str(ROOT / "scripts/services/vault.sh"), "env", "tls"], check=True,
+                         capture_output=True, text=True).stdout
+    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    token = Path(env["VELOCITY_VAULT_TOKEN_FILE"]).read_text().strip()
+    from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultClient, VaultConnection
+    from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import write_kv
+
+    base = f"velocity/conn-{uuid.uuid4().hex[:8]}"
+    with VaultClient(VaultConnection(url=env["VAULT_ADDR"], ca_cert=env["VAULT_CACERT"]), token=token) as admin:
+        for i in range(PATHS):
+            write_kv(admin, "secret", f"{base}/s{i:02d}", {"value": f"v{i}"})
+    with Relay(urlsplit(env["VAULT_ADDR"]).port) as relay:
+        result, _ = run_module(tmp_path, "velocity.platform.vault_secrets", {
+            "url": f"https://127.0.0.1:{relay.port}", "ca_cert": env["VAULT_CACERT"], "auth_method": "token",
+            "token": token, "max_workers": 8, "env_file": str(tmp_path / "app.env"),
+            "secrets": {f"S{i:02d}": f"{base}/s{i:02d}#value" for i in range(PATHS)},
+        })
+        total = relay.connections
+    assert not result.get("failed"), result.get("msg")
+    assert result["stats"]["requests"] == PATHS
+    # Seven opened ahead (the token needs no login) and at most one more for the eighth reader: none replaced.
+    assert 7 <= total <= 8
