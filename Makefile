@@ -6,6 +6,11 @@ IN_VENV := scripts/in-venv
 COLLECTION := collections/ansible_collections/velocity/platform
 SCENARIOS ?= $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
 PYTEST_ARGS ?=
+# Workers of the parallel pass (0: one process); PYTEST_JUNIT=out/junit writes out/junit-{parallel,serial}.xml.
+PYTEST_WORKERS ?= 2
+# Molecule scenarios run side by side, this many at a time (scripts/run-molecule).
+MOLECULE_JOBS ?= 2
+PYTEST_JUNIT ?=
 
 .PHONY: help
 help: ## list the targets
@@ -68,8 +73,17 @@ units: ## ansible-test units on the collection
 	scripts/ansible-test/run units
 
 .PHONY: pytest
-pytest: ## unit and integration tests against the real local services (all but the load suite)
-	$(IN_VENV) pytest -m "not load and not teardown" $(PYTEST_ARGS)
+pytest: ## unit and integration tests against the real local services (all but the load suite): on $(PYTEST_WORKERS) workers side by side, then the few that must run alone (tests/parallel.py)
+	@# Exit 5 is "no test selected" (PYTEST_ARGS may select tests of one pass only); both passes empty is an error.
+	$(IN_VENV) python -m tests.release
+	parallel=0; VELOCITY_K8S_KEEP=1 $(IN_VENV) pytest -m "not load and not teardown and not serial" \
+	  -n $(PYTEST_WORKERS) --dist loadscope $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-parallel.xml) \
+	  $(PYTEST_ARGS) || parallel=$$?; \
+	[ "$$parallel" = 0 ] || [ "$$parallel" = 5 ] || exit "$$parallel"; \
+	serial=0; $(IN_VENV) pytest -m "serial and not load and not teardown" \
+	  $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-serial.xml) $(PYTEST_ARGS) || serial=$$?; \
+	[ "$$serial" = 0 ] || [ "$$serial" = 5 ] || exit "$$serial"; \
+	[ "$$parallel$$serial" != 55 ] || { echo "make pytest: no test selected"; exit 5; }
 
 .PHONY: load
 load: ## the 60 s load test with dynamic DB lease renewal (tests/reliability/test_load.py)
@@ -80,12 +94,8 @@ load-if-budget: ## the load suite, when .ci/run's time budget allows (else repor
 	scripts/run-load-tests
 
 .PHONY: molecule
-molecule: ## every Molecule scenario under molecule/ (SCENARIOS="a b" to choose)
-	@for s in $(SCENARIOS); do \
-	  echo "== molecule test -s $$s"; start=$$SECONDS; \
-	  $(IN_VENV) molecule test -s $$s || { echo "molecule scenario $$s FAILED"; exit 1; }; \
-	  echo "== molecule scenario $$s passed in $$((SECONDS - start))s"; \
-	done
+molecule: ## every Molecule scenario under molecule/ (SCENARIOS="a b" to choose), MOLECULE_JOBS (2) at a time, logs in out/molecule/
+	MOLECULE_JOBS=$(MOLECULE_JOBS) scripts/run-molecule $(SCENARIOS)
 
 .PHONY: bench
 bench: setup ## benchmarks side by side with the anchors; RESULTS.md rewritten whole (BENCH_BASELINE=<rev>: before rows too)

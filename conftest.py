@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent
 # `ansible_collections.velocity.platform...` imports, as ansible-test sets them up.
 if str(ROOT / "collections") not in sys.path:
@@ -25,3 +27,36 @@ if APP_SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
 pytest_plugins = sorted(
     f"tests.fixtures.{p.stem}" for p in (ROOT / "tests" / "fixtures").glob("*.py") if p.stem != "__init__"
 )
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark the tests of `make pytest`'s serial pass (tests/parallel.py says why), before -m deselects."""
+    from tests.parallel import placement
+
+    try:
+        path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return
+    if placement(path)[0] == "serial":
+        item.add_marker(pytest.mark.serial)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called when xdist runs the session
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """The parallel pass's scheduling: each test file is one unit of work (its module fixtures run once),
+    and the files of one group of tests/parallel.py are one unit, run by one worker one after the other.
+
+    Not pytest-xdist's --dist loadgroup: it groups by rewriting item._nodeid, which pytest 9 no longer
+    reads, so its groups were silently split across workers.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    from tests.parallel import placement
+
+    class PlacementScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            kind, name = placement(path)
+            return f"group {name}" if kind == "group" else path
+
+    return PlacementScheduling(config, log)

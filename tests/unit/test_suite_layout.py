@@ -23,3 +23,12 @@ def test_test_modules_outside_packages_have_unique_basenames():
                 by_name[path.name].append(path.relative_to(ROOT).as_posix())
     clashes = {name: paths for name, paths in by_name.items() if len(paths) > 1}
     assert not clashes, f"rename one of each (pytest cannot collect both): {clashes}"
+
+
+def test_parallel_placement_names_existing_test_files_once():
+    from tests.parallel import GROUPS, SERIAL
+
+    named = [*SERIAL, *(path for files in GROUPS.values() for path in files)]
+    assert len(named) == len(set(named)), "a file is in two places in tests/parallel.py"
+    missing = [path for path in named if not (ROOT / path).is_file() or not Path(path).name.startswith("test_")]
+    assert not missing, f"tests/parallel.py names test files that do not exist: {missing}"
