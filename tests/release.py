@@ -17,20 +17,32 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("VELOCITY_STATE_DIR", "/tmp/velocity"))
 
 
+def serving(deployment: dict | None) -> bool:
+    """Whether the Deployment's current template runs every replica, Available (its readiness probe checks the
+    database with the release's own credentials: a test that revoked them leaves it unavailable)."""
+    if deployment is None:
+        return False
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    replicas = spec.get("replicas", 1)
+    return (status.get("observedGeneration", 0) >= (deployment.get("metadata") or {}).get("generation", 0)
+            and status.get("updatedReplicas") == status.get("availableReplicas") == replicas)
+
+
 def ensure_pipeline_release(kubeconfig: str) -> dict:
-    """The live Deployment velocity/velocity-app; site.yml runs first when it or the Secret manifest is missing."""
+    """The live Deployment velocity/velocity-app; site.yml runs first when it is missing or not serving, or the
+    secrets stage's Secret manifest is missing (site.yml issues new credentials for a revoked lease)."""
     from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sClient
 
     client = K8sClient.from_params({"kubeconfig": kubeconfig})
     try:
         live = client.get("apps/v1", "Deployment", "velocity-app", "velocity")
-        if live is None or not (STATE / "secrets" / "app-secret.json").is_file():
+        if not serving(live) or not (STATE / "secrets" / "app-secret.json").is_file():
             env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
             run = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/site.yml"],
                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
             assert run.returncode == 0, "playbooks/site.yml failed:\n" + run.stdout[-4000:]
             live = client.get("apps/v1", "Deployment", "velocity-app", "velocity")
-        assert live is not None, "playbooks/site.yml left no Deployment velocity/velocity-app"
+        assert serving(live), f"playbooks/site.yml left velocity/velocity-app not serving: {(live or {}).get('status')}"
         return live
     finally:
         client.close()

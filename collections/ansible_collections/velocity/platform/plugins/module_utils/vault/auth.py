@@ -161,11 +161,13 @@ def connect(options: dict, environ: Optional[dict] = None, connections: int = 1)
     """
     method = select_auth_method(options, environ)
     client = VaultClient(VaultConnection.from_options(options, environ))
-    opening = client.open_connections(connections - 1)
+    opening = None
     try:
+        opening = client.open_connections(connections - 1)
         method.authenticate(client)
     except Exception:
-        opening.abandon()
+        if opening is not None:
+            opening.abandon()
         client.close()
         raise
     opening.finish()
