@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import http.client
 import http.server
 import json
@@ -85,6 +86,15 @@ class Phase:
     started: float
     ended: float = 0.0
     marks: dict[str, float] = field(default_factory=dict)
+
+
+def error_kind(exc: BaseException) -> str:
+    """The failure's kind for the report: its class, and for a bare OSError (whose class says nothing: no route
+    to the host, network unreachable, ...) its errno's name too."""
+    name = type(exc).__name__
+    if type(exc) is OSError and exc.errno:
+        name += f"[{errno.errorcode.get(exc.errno, exc.errno)}]"
+    return name
 
 
 class LoadGenerator:
@@ -149,7 +159,7 @@ class LoadGenerator:
                     conn.close()
                     conn = None
             except (OSError, http.client.HTTPException) as exc:
-                self.samples.append(Sample(started, phase, False, 0, type(exc).__name__, "", keepalive))
+                self.samples.append(Sample(started, phase, False, 0, error_kind(exc), "", keepalive))
                 conn.close()
                 conn = None
             self._stop.wait(self.pause)

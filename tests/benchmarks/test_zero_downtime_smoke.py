@@ -15,7 +15,7 @@ from .smoke import run_smoke
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from common import free_port
-from zero_downtime import LoadGenerator, Sample, pod_hash, render
+from zero_downtime import LoadGenerator, Sample, error_kind, pod_hash, render
 
 
 def test_every_request_to_a_closed_port_is_a_failure():
@@ -52,3 +52,11 @@ def test_which_release_answered_and_since_when():
     assert load.first_from(0, is_new) == 2
     assert load.all_from(0, 10, is_new) == 4  # the old release answered at 3: only from 4 on is it new alone
     assert load.all_from(0, 3, is_new) is None
+
+
+def test_a_bare_oserror_is_reported_with_its_errno():
+    import errno
+
+    assert error_kind(OSError(errno.EHOSTUNREACH, "No route to host")) == "OSError[EHOSTUNREACH]"
+    assert error_kind(ConnectionRefusedError(errno.ECONNREFUSED, "refused")) == "ConnectionRefusedError"
+    assert error_kind(TimeoutError()) == "TimeoutError"
