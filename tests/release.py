@@ -56,7 +56,9 @@ def ensure_pipeline_release(kubeconfig: str, serving_now: bool = False) -> dict:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT / "collections"))  # as the root conftest.py does for the tests
-    started = subprocess.run(["bash", str(ROOT / "hack/k8s/cluster.sh"), "start"], capture_output=True, text=True)
+    from tests.fixtures.k8s import _script as cluster_sh
+
+    started = cluster_sh("start")
     lines = started.stdout.strip().splitlines()
     if started.returncode != 0 or not lines or not Path(lines[-1]).is_file():
         print(f"hack/k8s/cluster.sh start failed (exit {started.returncode}):\n{started.stderr[-4000:]}",

@@ -10,7 +10,6 @@ closed ones and replaced.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 import uuid
@@ -20,10 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from benchmarks.relay import Relay
+from tests.fixtures.vault import _script_env, vault_sh
 from tests.runner import run_module
 
 pytestmark = [pytest.mark.vault]
-ROOT = Path(__file__).resolve().parents[3]
 PATHS = 12
 HOLD_S = 0.5
 
@@ -60,10 +59,8 @@ def test_read_connections_open_during_the_login(vault, tmp_path, max_workers, ex
 
 
 def test_read_connections_opened_ahead_are_used_over_tls(tmp_path):
-    subprocess.run(["bash", str(ROOT / "scripts/services/vault.sh"), "start", "tls"], check=True, capture_output=True)
-    out = subprocess.run(["bash", str(ROOT / "scripts/services/vault.sh"), "env", "tls"], check=True,
-                         capture_output=True, text=True).stdout
-    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    assert vault_sh("start", "tls").returncode == 0
+    env = _script_env("tls")
     token = Path(env["VELOCITY_VAULT_TOKEN_FILE"]).read_text().strip()
     from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultClient, VaultConnection
     from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import write_kv

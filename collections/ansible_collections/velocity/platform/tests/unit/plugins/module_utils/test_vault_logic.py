@@ -8,11 +8,13 @@ VAULT_TOKEN or ~/.vault-token) are tested over real TLS and with canaries.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
 import os
 import shlex
+import socket
 import ssl
 import subprocess
 import threading
@@ -500,17 +502,12 @@ def test_a_connection_that_cannot_open_gives_its_slot_back():
     assert pool.pool.qsize() == 4 and all(conn is None for conn in pool.pool.queue)
 
 
+@contextlib.contextmanager
 def socket_closed_port():
-    """A context manager giving a loopback port that nothing listens on (bound, never listening)."""
-    import contextlib
-    import socket
-
-    @contextlib.contextmanager
-    def closed():
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            yield sock.getsockname()[1]
-    return closed()
+    """A loopback port that nothing listens on (bound, never listening)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 # -- auth selector ---------------------------------------------------------------------------------
