@@ -29,8 +29,12 @@ run: setup ## the main job: the whole pipeline on the embedded local default
 	$(IN_VENV) scripts/run-pipeline
 
 .PHONY: test
-test: setup lint sanity units pytest molecule load-if-budget stop-check ## every check: lint, sanity, ansible-test units, unit + integration tests, Molecule, load; last, make stop is checked (it stops the services)
+test: setup checks pytest-molecule load-if-budget stop-check ## every check: lint, sanity, ansible-test units, unit + integration tests, Molecule, load; last, make stop is checked (it stops the services)
 	@echo "make test: all checks passed"
+
+.PHONY: checks
+checks: ## lint, sanity and units side by side (each one's output printed whole when it ends)
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint sanity units
 
 .PHONY: lint
 lint: ## ruff, yamllint, ansible-lint (production profile), bandit, actionlint
@@ -75,15 +79,34 @@ units: ## ansible-test units on the collection
 .PHONY: pytest
 pytest: ## unit and integration tests against the real local services (all but the load suite): on $(PYTEST_WORKERS) workers side by side, then the few that must run alone (tests/parallel.py)
 	@# Exit 5 is "no test selected" (PYTEST_ARGS may select tests of one pass only); both passes empty is an error.
+	@# MOLECULE_BESIDE: scenarios run (one at a time) beside the parallel pass; MOLECULE_BETWEEN: after it, before the
+	@# serial pass. Neither is set by default; make pytest-molecule (so make test) sets both.
 	$(IN_VENV) python -m tests.release
+	mkdir -p out/molecule; beside=0; $(if $(MOLECULE_BESIDE),echo "Molecule $(MOLECULE_BESIDE) beside the parallel pass (one at a time; logs in out/molecule/)"; \
+	  MOLECULE_JOBS=1 scripts/run-molecule $(MOLECULE_BESIDE) > out/molecule/beside.out 2>&1 & molecule_pid=$$!;) \
 	parallel=0; VELOCITY_K8S_KEEP=1 $(IN_VENV) pytest -m "not load and not teardown and not serial" \
 	  -n $(PYTEST_WORKERS) --dist loadscope $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-parallel.xml) \
 	  $(PYTEST_ARGS) || parallel=$$?; \
+	$(if $(MOLECULE_BESIDE),wait "$$molecule_pid" || beside=$$?; cat out/molecule/beside.out;) \
 	[ "$$parallel" = 0 ] || [ "$$parallel" = 5 ] || exit "$$parallel"; \
+	[ "$$beside" = 0 ] || exit "$$beside"; \
+	$(if $(MOLECULE_BETWEEN),MOLECULE_JOBS=$(MOLECULE_JOBS) scripts/run-molecule $(MOLECULE_BETWEEN);) \
 	serial=0; $(IN_VENV) pytest -m "serial and not load and not teardown" \
 	  $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-serial.xml) $(PYTEST_ARGS) || serial=$$?; \
 	[ "$$serial" = 0 ] || [ "$$serial" = 5 ] || exit "$$serial"; \
 	[ "$$parallel$$serial" != 55 ] || { echo "make pytest: no test selected"; exit 5; }
+
+# The Molecule scenarios that share nothing with the parallel pass of make pytest: each deploys into a namespace
+# of its own, with secrets in a directory of its own and no lease record, so they can run beside it. The others
+# cannot: image smoke-tests the shared app image tag while tests count the engine's smoke-test containers,
+# base_image rebuilds the base image the image tests build on, vault_secrets re-runs vault-bootstrap and rewrites
+# the shared lease record (tests/parallel.py, group "pipeline"); they run between the two passes.
+MOLECULE_INDEPENDENT ?= deploy rollback
+
+.PHONY: pytest-molecule
+pytest-molecule: ## make pytest and make molecule in one: MOLECULE_INDEPENDENT's scenarios run beside the parallel pass, the others before the serial pass
+	$(MAKE) --no-print-directory pytest MOLECULE_BESIDE="$(filter $(MOLECULE_INDEPENDENT),$(SCENARIOS))" \
+	  MOLECULE_BETWEEN="$(filter-out $(MOLECULE_INDEPENDENT),$(SCENARIOS))"
 
 .PHONY: load
 load: ## the 60 s load test with dynamic DB lease renewal (tests/reliability/test_load.py)

@@ -45,18 +45,30 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """The parallel pass's scheduling: each test file is one unit of work (its module fixtures run once),
     and the files of one group of tests/parallel.py are one unit, run by one worker one after the other.
+    The units are handed out longest first (tests/parallel.py SECONDS), so the pass does not end with one
+    worker running a long file that started last.
 
     Not pytest-xdist's --dist loadgroup: it groups by rewriting item._nodeid, which pytest 9 no longer
     reads, so its groups were silently split across workers.
     """
     from xdist.scheduler import LoadScopeScheduling
 
-    from tests.parallel import placement
+    from tests.parallel import longest_first, placement
 
     class PlacementScheduling(LoadScopeScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             kind, name = placement(path)
             return f"group {name}" if kind == "group" else path
+
+        def _assign_work_unit(self, node) -> None:
+            # The work queue is complete at the first assignment: put the longest units first, once.
+            if not self.ordered:
+                self.ordered = True
+                for scope in longest_first({scope: list(unit) for scope, unit in self.workqueue.items()}):
+                    self.workqueue.move_to_end(scope)
+            super()._assign_work_unit(node)
 
     return PlacementScheduling(config, log)

@@ -50,6 +50,51 @@ SERIAL: dict[str, str] = {
 }
 
 
+# Seconds each slow file took in the parallel pass of a `.ci/run` (2026-12-04, 2 workers; setup and teardown
+# included). The scheduler hands out the longest units of work first, so that no long file starts last and
+# keeps one worker busy after the others are done (xdist's own order is by number of tests). A group counts
+# the sum of its files; a file not named here counts 0.2 s per test. Rough figures are enough: only the order
+# matters.
+SECONDS: dict[str, int] = {
+    "tests/integration/deploy/test_whole_release_rollback.py": 191,
+    "tests/integration/test_check_mode.py": 190,
+    "tests/integration/vault/test_scheduled_renewal.py": 167,
+    "tests/integration/test_awx_configure.py": 115,
+    "tests/integration/deploy/test_schema_window.py": 112,
+    "tests/integration/image/test_remote_tls_engine.py": 64,
+    "tests/integration/test_pipeline.py": 55,
+    "tests/reliability/test_bad_input.py": 45,
+    "tests/integration/image/test_app_image.py": 44,
+    "tests/integration/deploy/test_real_failures.py": 44,
+    "tests/integration/image/test_registry.py": 39,
+    "tests/benchmarks/test_k8s_apply_smoke.py": 35,
+    "tests/integration/k8s/test_local_cluster.py": 31,
+    "tests/benchmarks/test_image_build_smoke.py": 28,
+    "tests/integration/test_packaging.py": 20,
+    "tests/benchmarks/test_vault_fetch_smoke.py": 19,
+    "tests/integration/deploy/test_render_only.py": 18,
+    "tests/integration/vault/test_vault_faults.py": 18,
+    "tests/reliability/test_faults.py": 17,
+    "tests/integration/deploy/test_k8s_read.py": 17,
+    "tests/integration/deploy/test_running_leak.py": 16,
+    "tests/integration/test_dora_report.py": 15,
+}
+
+
+def expected_seconds(nodeids: list[str]) -> float:
+    """How long a unit of work (these tests, of one or more files) is expected to take; see SECONDS."""
+    per_file: dict[str, int] = {}
+    for nodeid in nodeids:
+        path = nodeid.split("::", 1)[0]
+        per_file[path] = per_file.get(path, 0) + 1
+    return sum(SECONDS.get(path, 0.2 * count) for path, count in per_file.items())
+
+
+def longest_first(units: dict[str, list[str]]) -> list[str]:
+    """The names of these units of work (name: its test ids), longest expected first; ties keep their order."""
+    return sorted(units, key=lambda name: -expected_seconds(units[name]))
+
+
 def placement(path: str) -> tuple[str, str]:
     """("serial", reason), ("group", name) or ("free", "") for the test file at ``path`` (from the root)."""
     if path in SERIAL:

@@ -32,3 +32,21 @@ def test_parallel_placement_names_existing_test_files_once():
     assert len(named) == len(set(named)), "a file is in two places in tests/parallel.py"
     missing = [path for path in named if not (ROOT / path).is_file() or not Path(path).name.startswith("test_")]
     assert not missing, f"tests/parallel.py names test files that do not exist: {missing}"
+    from tests.parallel import SECONDS
+
+    missing = [path for path in SECONDS if not (ROOT / path).is_file() or not Path(path).name.startswith("test_")]
+    assert not missing, f"tests/parallel.py SECONDS names test files that do not exist: {missing}"
+
+
+def test_parallel_units_are_handed_out_longest_first():
+    from tests.parallel import longest_first
+
+    units = {
+        "tests/a/test_many_quick.py": [f"tests/a/test_many_quick.py::test_{i}" for i in range(50)],  # 50 x 0.2 s
+        "group pipeline": ["tests/integration/test_pipeline.py::test_x", "tests/integration/test_check_mode.py::test_y"],
+        "tests/integration/vault/test_scheduled_renewal.py": ["tests/integration/vault/test_scheduled_renewal.py::t"],
+        "tests/b/test_two.py": ["tests/b/test_two.py::test_1", "tests/b/test_two.py::test_2"],
+    }
+    # The group sums its files' seconds (55 + 190); unnamed files count 0.2 s per test.
+    assert longest_first(units) == ["group pipeline", "tests/integration/vault/test_scheduled_renewal.py",
+                                    "tests/a/test_many_quick.py", "tests/b/test_two.py"]

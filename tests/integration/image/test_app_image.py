@@ -68,3 +68,24 @@ def test_unreachable_database_fails_clearly_leaks_nothing_and_leaves_no_containe
     assert "/readyz answered 503" in output and "database" in output
     assert CANARY not in output
     assert set(smoke.leftover_containers(docker_engine)) - before == set()
+
+
+def test_build_record_lists_the_tags_this_stage_gave_not_every_tag_of_the_image(docker_engine, app_image, tmp_path):
+    """Another job's tag of the same image (a registry test's push, an operator's `docker tag`) is not part of
+    the image stage's record: a re-run of the pipeline would otherwise rewrite it (check mode could not predict
+    that). Its own additional tag is."""
+    foreign = f"velocity/app:foreign-{tmp_path.name[-8:].lower()}"
+    subprocess.run(["docker", "tag", app_image, foreign], check=True)
+    try:
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "playbooks" / "build.yml"),
+             "-e", "image_smoke_test_enabled=false", "-e", f"image_artifacts_dir={tmp_path}", "-e", "image_registry=",
+             "-e", json.dumps({"image_additional_tags": ["record-check"]})],
+            cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        record = json.loads((tmp_path / "velocity_app-0.1.0.build.json").read_text())
+        assert record["tags"] == ["velocity/app:0.1.0", "velocity/app:record-check"], record["tags"]
+        held = docker_engine.images.get(app_image).tags
+        assert foreign in held  # the engine does hold it: the record leaves it out
+    finally:
+        subprocess.run(["docker", "rmi", foreign, "velocity/app:record-check"], capture_output=True)
