@@ -51,9 +51,12 @@ def test_prometheus_discovers_the_release_pods_and_counts_each_pods_requests(
     seen: dict[str, float] = {}
 
     def all_up():
+        # Only the release's pods: a pod that a rollout just replaced keeps its last `up` (0 while it stopped) in
+        # instant queries for the 5-minute lookback when the reload above came before Prometheus marked it stale.
         seen.clear()
         seen.update(_per_pod(prometheus, f"up{{{SEL}}}"))
-        return dict(seen) if set(seen) == set(pods) and all(v == 1 for v in seen.values()) else None
+        current = {pod: value for pod, value in seen.items() if pod in pods}
+        return current if set(current) == set(pods) and all(v == 1 for v in current.values()) else None
 
     try:
         up = wait_until("up == 1 for every pod of the release", all_up)
@@ -84,7 +87,7 @@ def test_prometheus_discovers_the_release_pods_and_counts_each_pods_requests(
     want = {name: before.get(name, 0.0) + n for name, n in sent.items()}
 
     def counted():
-        got = _per_pod(prometheus, f"sum by (pod) ({metric})")
+        got = {pod: value for pod, value in _per_pod(prometheus, f"sum by (pod) ({metric})").items() if pod in pods}
         return got if got == want else None
 
     try:
