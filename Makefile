@@ -7,7 +7,7 @@ COLLECTION := collections/ansible_collections/velocity/platform
 SCENARIOS ?= $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
 PYTEST_ARGS ?=
 # Workers of the parallel pass (0: one process); PYTEST_JUNIT=out/junit writes out/junit-{parallel,serial}.xml.
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 2
 # Molecule scenarios run side by side, this many at a time (scripts/run-molecule).
 MOLECULE_JOBS ?= 2
 PYTEST_JUNIT ?=
