@@ -29,7 +29,12 @@ run: setup ## the main job: the whole pipeline on the embedded local default
 	$(IN_VENV) scripts/run-pipeline
 
 .PHONY: test
-test: setup checks pytest-molecule load-if-budget stop-check ## every check: lint, sanity, ansible-test units, unit + integration tests, Molecule, load; last, make stop is checked (it stops the services)
+test: setup ## every check: lint, sanity, ansible-test units, unit + integration tests, Molecule, load; last, make stop is checked (it stops the services)
+	@# make checks runs beside the tests at a lower priority (CHECKS_BESIDE): it takes the CPU the tests leave idle
+	@# while they wait for pods and rollouts, instead of a minute of its own before them.
+	$(MAKE) --no-print-directory pytest-molecule CHECKS_BESIDE=1
+	$(MAKE) --no-print-directory load-if-budget
+	$(MAKE) --no-print-directory stop-check
 	@echo "make test: all checks passed"
 
 .PHONY: checks
@@ -81,15 +86,22 @@ pytest: ## unit and integration tests against the real local services (all but t
 	@# Exit 5 is "no test selected" (PYTEST_ARGS may select tests of one pass only); both passes empty is an error.
 	@# MOLECULE_BESIDE: scenarios run (one at a time) beside the parallel pass; MOLECULE_BETWEEN: after it, before the
 	@# serial pass. Neither is set by default; make pytest-molecule (so make test) sets both.
-	$(IN_VENV) python -m tests.release
-	mkdir -p out/molecule; beside=0; $(if $(MOLECULE_BESIDE),echo "Molecule $(MOLECULE_BESIDE) beside the parallel pass (one at a time; logs in out/molecule/)"; \
+	@# CHECKS_BESIDE: make checks (lint, sanity, units) at nice 10 from the start until the parallel pass ends.
+	mkdir -p out/molecule; checks=0; $(if $(CHECKS_BESIDE),echo "make checks beside the tests at nice 10 (output printed when the parallel pass ends)"; \
+	  nice -n 10 $(MAKE) --no-print-directory checks > out/checks.out 2>&1 & checks_pid=$$!;) \
+	release=0; $(IN_VENV) python -m tests.release || release=$$?; \
+	$(if $(CHECKS_BESIDE),[ "$$release" = 0 ] || { wait "$$checks_pid" || checks=$$?; cat out/checks.out; exit "$$release"; };) \
+	[ "$$release" = 0 ] || exit "$$release"; \
+	beside=0; $(if $(MOLECULE_BESIDE),echo "Molecule $(MOLECULE_BESIDE) beside the parallel pass (one at a time; logs in out/molecule/)"; \
 	  MOLECULE_JOBS=1 scripts/run-molecule $(MOLECULE_BESIDE) > out/molecule/beside.out 2>&1 & molecule_pid=$$!;) \
 	parallel=0; VELOCITY_K8S_KEEP=1 $(IN_VENV) pytest -m "not load and not teardown and not serial" \
 	  -n $(PYTEST_WORKERS) --dist loadscope $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-parallel.xml) \
 	  $(PYTEST_ARGS) || parallel=$$?; \
 	$(if $(MOLECULE_BESIDE),wait "$$molecule_pid" || beside=$$?; cat out/molecule/beside.out;) \
+	$(if $(CHECKS_BESIDE),wait "$$checks_pid" || checks=$$?; echo "== make checks (beside the tests): exit $$checks"; cat out/checks.out;) \
 	[ "$$parallel" = 0 ] || [ "$$parallel" = 5 ] || exit "$$parallel"; \
 	[ "$$beside" = 0 ] || exit "$$beside"; \
+	[ "$$checks" = 0 ] || exit "$$checks"; \
 	$(if $(MOLECULE_BETWEEN),MOLECULE_JOBS=$(MOLECULE_JOBS) scripts/run-molecule $(MOLECULE_BETWEEN);) \
 	serial=0; $(IN_VENV) pytest -m "serial and not load and not teardown" \
 	  $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-serial.xml) $(PYTEST_ARGS) || serial=$$?; \

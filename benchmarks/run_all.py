@@ -32,7 +32,7 @@ from common import RESULTS_DIR, machine  # noqa: E402
 # Run and reported in this order. Each is a module here with a main() that writes
 # out/bench/<name>.json, FULL_ARGS and SMOKE_ARGS lists, and render(result) -> str
 # (its section of RESULTS.md). A name whose module is missing is skipped.
-ORDER = ["logging_overhead", "vault_fetch", "k8s_apply", "image_build", "pipeline", "zero_downtime"]
+ORDER = ["logging_overhead", "vault_fetch", "k8s_apply", "image_build", "pipeline", "ansiballz_cache", "zero_downtime"]
 
 
 def available() -> list[str]:

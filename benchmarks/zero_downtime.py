@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark 6: zero downtime, MTTR and release lead time on the real node, through the real pipeline.
+"""Benchmark 7: zero downtime, MTTR and release lead time on the real node, through the real pipeline.
 
 A load generator (keep-alive clients and new-connection-per-request clients, threads with http.client)
 sends GET /healthz through the app's Service ClusterIP (kube-proxy on this machine) the whole time, and
@@ -575,7 +575,7 @@ def goal_list(r: dict) -> list[dict]:
 
 
 def render(r: dict) -> str:
-    lines = ["## 6. Zero downtime, MTTR and release lead time on the real node", ""]
+    lines = ["## 7. Zero downtime, MTTR and release lead time on the real node", ""]
     if r.get("smoke"):
         return "\n".join([*lines, "Smoke run only (the load generator against a local server): no figures."])
     res, st = r["results"], r["settings"]

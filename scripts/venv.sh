@@ -30,4 +30,20 @@ if [ ! -x "$venv/bin/velocity-app" ] || grep -q '^# EASY-INSTALL\|^import re' "$
   printf '#!/bin/sh\n# velocity-app from the checkout on PYTHONPATH (see scripts/in-venv)\nexec "$(dirname "$0")/python" -m velocity_app "$@"\n' > "$venv/bin/velocity-app"
   chmod +x "$venv/bin/velocity-app"
 fi
+# Ansible modules run from a zip, where Python compiles every file they import on every task: keep their
+# compiled code in a content-addressed cache in the venv (scripts/python/velocity_ansiballz_cache.py, loaded at
+# start-up by a .pth line; VELOCITY_ANSIBALLZ_CACHE=0 turns it off). Entries written over 14 days ago are
+# dropped (and compiled again when next needed).
+site_packages=$(echo "$venv"/lib/python3*/site-packages)
+hook=scripts/python/velocity_ansiballz_cache.py
+if ! cmp -s "$hook" "$site_packages/velocity_ansiballz_cache.py"; then
+  cp "$hook" "$site_packages/.velocity_ansiballz_cache.py.tmp"
+  mv "$site_packages/.velocity_ansiballz_cache.py.tmp" "$site_packages/velocity_ansiballz_cache.py"
+fi
+pth='import velocity_ansiballz_cache; velocity_ansiballz_cache.install()'
+if [ "$(cat "$site_packages/velocity-ansiballz-cache.pth" 2>/dev/null)" != "$pth" ]; then
+  printf '%s\n' "$pth" > "$site_packages/.velocity-ansiballz-cache.pth.tmp"
+  mv "$site_packages/.velocity-ansiballz-cache.pth.tmp" "$site_packages/velocity-ansiballz-cache.pth"
+fi
+if [ -d "$venv/ansiballz-pyc" ]; then find "$venv/ansiballz-pyc" -type f -mtime +14 -delete 2>/dev/null || true; fi
 echo "$venv"

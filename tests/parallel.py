@@ -7,7 +7,9 @@ it is listed here:
 - GROUPS: the files of one group run one after the other on one worker, in parallel with everything
   outside the group (the scheduler is in the root conftest.py: each other file is one unit of work);
 - SERIAL: run after the parallel pass, alone (``-m serial``): they stop or snapshot what every other test
-  uses, or they time things that a busy machine slows down.
+  uses, or they time things that a busy machine slows down. A single test that must run alone, in a file
+  whose other tests need not, carries ``@pytest.mark.serial`` itself, with the reason beside it
+  (test_vault_db_credentials.py: revoking by prefix revokes every velocity-app lease).
 
 The shared release is deployed before the parallel pass (tests/release.py), so the tests that start from it
 (the `pipeline_release` fixture: they read its image digest and the secrets stage's files, and deploy into
@@ -44,7 +46,6 @@ GROUPS: dict[str, dict[str, str]] = {
 SERIAL: dict[str, str] = {
     "tests/integration/k8s/test_real_node.py": "stops the node (every pod) and snapshots the host's links, "
                                                "namespaces, iptables and mounts",
-    "tests/integration/vault/test_vault_db_credentials.py": "revokes every lease of the velocity-app role",
     "tests/integration/vault/test_vault_leak.py": "walks ~/.ansible/tmp, which other runs clean up meanwhile",
     "app/tests/test_gunicorn_shutdown.py": "times the shutdown delay after SIGTERM",
 }
@@ -78,6 +79,7 @@ SECONDS: dict[str, int] = {
     "tests/integration/deploy/test_k8s_read.py": 17,
     "tests/integration/deploy/test_running_leak.py": 16,
     "tests/integration/test_dora_report.py": 15,
+    "tests/integration/vault/test_vault_db_credentials.py": 33,  # serial before 2026-12-04 (3 of its 4 tests)
 }
 
 

@@ -10,6 +10,8 @@ closed ones and replaced.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -80,3 +82,50 @@ def test_read_connections_opened_ahead_are_used_over_tls(tmp_path):
     assert result["stats"]["requests"] == PATHS
     # Seven opened ahead (the token needs no login) and at most one more for the eighth reader: none replaced.
     assert 7 <= total <= 8
+
+
+class LateTicketsRelay(Relay):
+    """Holds back, on each connection, whatever the server sends after its first flight: over TLS 1.3 that is
+    the session tickets, which then arrive after the client has judged the connection ready."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.delay = delay
+        super().__init__(target_port)
+
+    def _copy(self, src, dst) -> None:
+        if src.getpeername()[1] != self.target[1]:
+            Relay._copy(src, dst)
+            return
+        first = True
+        try:
+            while data := src.recv(65536):
+                if not first:
+                    time.sleep(self.delay)
+                first = False
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+
+def test_session_tickets_arriving_after_the_check_do_not_replace_opened_connections():
+    """A busy server sends its tickets late: the connections opened ahead must still be used, not replaced."""
+    assert vault_sh("start", "tls").returncode == 0
+    env = _script_env("tls")
+    token = Path(env["VELOCITY_VAULT_TOKEN_FILE"]).read_text().strip()
+    from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultClient, VaultConnection
+
+    with LateTicketsRelay(urlsplit(env["VAULT_ADDR"]).port, delay=0.5) as relay:
+        connection = VaultConnection(url=f"https://127.0.0.1:{relay.port}", ca_cert=env["VAULT_CACERT"], max_workers=4)
+        with VaultClient(connection, token=token) as client:
+            client.open_connections(3).finish()
+            assert relay.connections == 3
+            time.sleep(1.5)  # the tickets arrive now, after finish() judged the connections ready
+            for dummy in range(3):
+                looked_up = client.call("auth/token/lookup-self", client.hvac.auth.token.lookup_self)
+                assert looked_up["data"]["id"] == token
+            assert relay.connections == 3

@@ -64,6 +64,7 @@ def test_expired_remembered_lease_is_replaced(vault, playbook, tmp_path):
     playbook.module("vault_db_credentials", _module_args(vault, tmp_path, state="absent"))
 
 
+@pytest.mark.serial  # revokes every lease of the velocity-app role, other tests' too (tests/parallel.py)
 def test_revoke_prefix_needs_operator_and_revokes_all(vault, postgres, playbook, tmp_path):
     leases = []
     for i in range(3):

@@ -286,6 +286,27 @@ def _ready(conn) -> bool:
     return False
 
 
+_TICKET_TOLERANT = {}  # urllib3 connection class -> its subclass that reads late TLS session tickets
+
+
+def _tolerate_late_tickets(conn) -> None:
+    """Make the pool's liveness check on ``conn`` read TLS records first, as :func:`_ready` does.
+
+    The server's session tickets can arrive after :meth:`Opening.finish` judged the connection (a busy
+    server sends them late); urllib3 would then take the readable socket for a closed one when the pool
+    hands it out, and open another. Judged by :func:`_ready` instead, the tickets are read and the
+    connection is used; one that the server closed, or that holds unasked data, still counts as dropped.
+    """
+    base = type(conn)
+    if "is_connected" not in dir(base):  # an urllib3 without the property: leave its check alone
+        return
+    tolerant = _TICKET_TOLERANT.get(base)
+    if tolerant is None:
+        tolerant = type(base.__name__, (base,), {"is_connected": property(_ready)})
+        _TICKET_TOLERANT[base] = tolerant
+    conn.__class__ = tolerant
+
+
 class Opening:
     """Connections being opened in the background for a pool (:meth:`VaultClient.open_connections`).
 
@@ -331,6 +352,8 @@ class Opening:
             if conn is not None and not _ready(conn):
                 conn.close()
                 conn = None
+            if conn is not None:
+                _tolerate_late_tickets(conn)
             self.pool._put_conn(conn)  # pylint: disable=protected-access
 
     def abandon(self) -> None:
