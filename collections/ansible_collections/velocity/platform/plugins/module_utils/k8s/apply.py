@@ -62,6 +62,7 @@ from ansible_collections.velocity.platform.plugins.module_utils.k8s.waiter impor
     WaitTimeout,
     pod_container_states,
     pods_report,
+    pulling_failed,
 )
 
 
@@ -639,9 +640,11 @@ class Deployer:
         try:
             pods = self.client.list("v1", "Pod", namespace=job["metadata"].get("namespace"),
                                     label_selector=f"batch.kubernetes.io/controller-uid={uid}")
+            # A failed pull may be the kubelet's first, made before it could read the pull Secret: the Events say.
+            events = self.client.list("v1", "Event", namespace=job["metadata"].get("namespace")) if pulling_failed(pods) else []
         except K8sApiError:
             return None, None
-        fatal, notes = pods_report(pods)
+        fatal, notes = pods_report(pods, events)
         return "; ".join(fatal) or None, "; ".join(notes[:5]) or None
 
     def _wait_gone(self, obj, timeout=120):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import time
 from collections import namedtuple
+from datetime import datetime
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sApiError
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.rollout import (
@@ -44,9 +45,17 @@ FAIL_FAST_WAITING = ("CreateContainerConfigError", "ErrImagePull", "ImagePullBac
 # started and died CRASH_LOOP_RESTARTS + 1 times (a first crash may be a dependency still starting; three in a row,
 # 10 s and 20 s of kubelet back-off apart, are the image or its configuration). A hook Job has its backoffLimit.
 CRASH_LOOP_RESTARTS = 2
+# The kubelet pulls without a pull Secret it could not read, and says so with this event. Right after a pod is
+# bound, the API server's Node authorizer may not let the node read the pod's Secrets yet: that first pull fails
+# ("no basic auth credentials") though the Secret is right, and the kubelet reads it again for its next pull
+# (back-off 10 s, then 20 s). Such a pull failure is not fatal while the pod is younger than PULL_SECRET_GRACE_S;
+# a pull that failed with the Secret read (no such event within PULL_SECRET_SLACK_S before it) is, as before.
+PULL_CREDENTIALS_UNREAD = "FailedToRetrieveImagePullSecret"
+PULL_SECRET_GRACE_S = 60
+PULL_SECRET_SLACK_S = 5
 # Kubelet event reasons worth quoting in a failure message (the pull error, the probe failure, the back-off).
 EVENT_REASONS = ("Failed", "BackOff", "Unhealthy", "FailedMount", "FailedCreatePodSandBox", "InspectFailed",
-                 "ErrImageNeverPull")
+                 "ErrImageNeverPull", PULL_CREDENTIALS_UNREAD)
 EVENTS_PER_POD = 2
 
 
@@ -66,14 +75,27 @@ def pod_container_states(pod):
     return out
 
 
-def pods_report(pods):
-    """(fatal, notes) for a Job's pods: fatal lists the containers waiting for a FAIL_FAST_WAITING reason."""
+PULL_REASONS = ("ErrImagePull", "ImagePullBackOff")
+
+
+def pulling_failed(pods):
+    """Whether a container of these pods waits after a failed image pull (then the caller reads the Events)."""
+    return any(state == "waiting" and reason in PULL_REASONS
+               for pod in pods for dummy, state, reason, dummy2 in pod_container_states(pod))
+
+
+def pods_report(pods, events=(), now=None):
+    """(fatal, notes) for a Job's pods: fatal lists the containers waiting for a FAIL_FAST_WAITING reason (not a
+    pull that failed because the kubelet could not read the pull Secret yet: :func:`pulled_without_secret`)."""
     fatal, notes = [], []
     for pod in pods:
         name = (pod.get("metadata") or {}).get("name")
         for container, state, reason, message in pod_container_states(pod):
             detail = f" ({message})" if message else ""
             text = f"pod {name} container {container} {state}: {reason}{detail}"
+            if state == "waiting" and reason in PULL_REASONS and pulled_without_secret(pod, events, now):
+                notes.append(text + "; the kubelet could not read the pull Secret yet and pulls again")
+                continue
             notes.append(text)
             if state == "waiting" and reason in FAIL_FAST_WAITING:
                 fatal.append(text)
@@ -100,16 +122,44 @@ def pod_events(events, pod_name, limit=EVENTS_PER_POD):
     return out
 
 
+def _epoch(value):
+    """Seconds since the epoch of an API timestamp ("2026-12-04T17:35:55Z", with or without fractions), or None."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def pulled_without_secret(pod, events, now=None):
+    """Whether the pod's latest pull failure came right after the kubelet failed to read its pull Secret, within
+    PULL_SECRET_GRACE_S of the pod's creation: a failure that its next pull, with the Secret, may not repeat."""
+    name = (pod.get("metadata") or {}).get("name")
+    mine = [e for e in events or []
+            if (e.get("involvedObject") or {}).get("kind") == "Pod" and (e.get("involvedObject") or {}).get("name") == name]
+    unread = [t for t in (_epoch(_event_time(e)) for e in mine if e.get("reason") == PULL_CREDENTIALS_UNREAD) if t]
+    if not unread:
+        return False
+    created = _epoch((pod.get("metadata") or {}).get("creationTimestamp"))
+    now = time.time() if now is None else now
+    if created is None or now - created > PULL_SECRET_GRACE_S:
+        return False
+    failed = [t for t in (_epoch(_event_time(e)) for e in mine if e.get("reason") == "Failed") if t]
+    return not failed or max(failed) <= max(unread) + PULL_SECRET_SLACK_S
+
+
 def _pod_ready(pod):
     cond = condition(pod, "Ready")
     return bool(cond and cond.get("status") == "True")
 
 
-def rollout_pods_report(pods, events=(), crash_restarts=CRASH_LOOP_RESTARTS):
+def rollout_pods_report(pods, events=(), crash_restarts=CRASH_LOOP_RESTARTS, now=None):
     """(fatal, notes) for the pods of a Deployment's new ReplicaSet.
 
     fatal: a container waiting for a FAIL_FAST_WAITING reason, or in CrashLoopBackOff after ``crash_restarts``
-    restarts. notes: every pod not Ready, with its containers' states. Each text carries the pod's latest kubelet
+    restarts; not an image pull that failed because the kubelet could not read the pull Secret yet
+    (:func:`pulled_without_secret`). notes: every pod not Ready, with its containers' states. Each text carries the pod's latest kubelet
     Warning events (``events``: the namespace's Events), which say why (the pull error, the probe failure)."""
     fatal, notes = [], []
     for pod in pods:
@@ -132,7 +182,9 @@ def rollout_pods_report(pods, events=(), crash_restarts=CRASH_LOOP_RESTARTS):
                 text += (f", restarted {restarts} time(s), last exit code {last.get('exitCode')}"
                          f" ({last.get('reason') or 'Error'})")
             parts.append(text)
-            if reason in FAIL_FAST_WAITING or (reason == "CrashLoopBackOff" and restarts >= crash_restarts):
+            if reason in PULL_REASONS and pulled_without_secret(pod, events, now):
+                parts[-1] += "; the kubelet could not read the pull Secret yet and pulls again"
+            elif reason in FAIL_FAST_WAITING or (reason == "CrashLoopBackOff" and restarts >= crash_restarts):
                 pod_fatal = True
         if not parts and _pod_ready(pod):
             continue

@@ -173,6 +173,55 @@ def test_rollout_report_quotes_the_pull_error_event_and_a_pull_back_off_is_fatal
                      'Failed: Failed to pull image "x": 401 Unauthorized | Failed: Error: ErrImagePull']
 
 
+NOW = 1796405000.0  # 2026-12-04T17:23:20Z
+
+
+def iso(seconds_before_now):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(NOW - seconds_before_now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unread_secret_pull(age):
+    """A pod `age` seconds old whose first pull went without the pull Secret the kubelet could not read yet."""
+    pod = web_pod("web-1", {"waiting": {"reason": "ErrImagePull", "message": "no basic auth credentials"}})
+    pod["metadata"]["creationTimestamp"] = iso(age)
+    events = [event("web-1", "FailedToRetrieveImagePullSecret", "Unable to retrieve some image pull secrets "
+                    "(registry); attempting to pull the image may not succeed.", iso(age - 2)),
+              event("web-1", "Failed", 'Failed to pull image "x": no basic auth credentials', iso(age - 3))]
+    return pod, events
+
+
+def test_a_pull_made_before_the_kubelet_could_read_the_pull_secret_is_not_fatal_while_the_pod_is_young():
+    pod, events = unread_secret_pull(age=8)
+    fatal, notes = w.rollout_pods_report([pod], events, now=NOW)
+    assert fatal == []
+    assert "the kubelet could not read the pull Secret yet and pulls again" in notes[0]
+    assert "FailedToRetrieveImagePullSecret" in notes[0]
+    job_fatal, job_notes = w.pods_report([pod], events, now=NOW)
+    assert job_fatal == [] and "pulls again" in job_notes[0]
+
+
+def test_the_same_pull_failure_is_fatal_once_the_pod_is_past_the_grace():
+    pod, events = unread_secret_pull(age=w.PULL_SECRET_GRACE_S + 5)
+    fatal, dummy = w.rollout_pods_report([pod], events, now=NOW)
+    assert len(fatal) == 1 and "no basic auth credentials" in fatal[0]
+    assert len(w.pods_report([pod], events, now=NOW)[0]) == 1
+
+
+def test_a_pull_that_failed_with_the_secret_read_is_fatal_at_once():
+    pod, events = unread_secret_pull(age=20)
+    # The kubelet's next pull, 15 s after it could not read the Secret, had it: the registry said 401.
+    events.append(event("web-1", "Failed", 'Failed to pull image "x": 401 Unauthorized', iso(3)))
+    fatal, dummy = w.rollout_pods_report([pod], events, now=NOW)
+    assert len(fatal) == 1 and "401 Unauthorized" in fatal[0]
+    # Without the kubelet's event, a pull failure is fatal at once, as it always was.
+    plain = web_pod("web-2", {"waiting": {"reason": "ErrImagePull"}})
+    plain["metadata"]["creationTimestamp"] = iso(2)
+    assert len(w.rollout_pods_report([plain], [], now=NOW)[0]) == 1
+    assert w.pulling_failed([plain]) and not w.pulling_failed([web_pod("web-3", {"running": {}})])
+
+
 def test_rollout_report_crash_loop_is_fatal_only_after_the_chosen_number_of_restarts():
     last = {"exitCode": 2, "reason": "Error"}
     once = web_pod("web-1", {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}, 1, last)
