@@ -82,7 +82,7 @@ units: ## ansible-test units on the collection
 	scripts/ansible-test/run units
 
 .PHONY: pytest
-pytest: ## unit and integration tests against the real local services (all but the load suite): on $(PYTEST_WORKERS) workers side by side, then the few that must run alone (tests/parallel.py)
+pytest: ## unit and integration tests against the real local services (all but the load suite): on $(PYTEST_WORKERS) workers side by side with the few that mostly wait in a lane beside them, then the few that must run alone (tests/parallel.py)
 	@# Exit 5 is "no test selected" (PYTEST_ARGS may select tests of one pass only); both passes empty is an error.
 	@# MOLECULE_BESIDE: scenarios run (one at a time) beside the parallel pass; MOLECULE_BETWEEN: after it, before the
 	@# serial pass. Neither is set by default; make pytest-molecule (so make test) sets both.
@@ -94,19 +94,24 @@ pytest: ## unit and integration tests against the real local services (all but t
 	[ "$$release" = 0 ] || exit "$$release"; \
 	beside=0; $(if $(MOLECULE_BESIDE),echo "Molecule $(MOLECULE_BESIDE) beside the parallel pass (one at a time; logs in out/molecule/)"; \
 	  MOLECULE_JOBS=1 scripts/run-molecule $(MOLECULE_BESIDE) > out/molecule/beside.out 2>&1 & molecule_pid=$$!;) \
-	parallel=0; VELOCITY_K8S_KEEP=1 $(IN_VENV) pytest -m "not load and not teardown and not serial" \
+	echo "the tests that mostly wait (tests/parallel.py BESIDE) run beside the parallel pass (output printed when it ends)"; \
+	lane=0; VELOCITY_K8S_KEEP=1 $(IN_VENV) pytest -m "beside and not load and not teardown and not serial" \
+	  $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-beside.xml) $(PYTEST_ARGS) > out/pytest-beside.out 2>&1 & lane_pid=$$!; \
+	parallel=0; VELOCITY_K8S_KEEP=1 $(IN_VENV) pytest -m "not load and not teardown and not serial and not beside" \
 	  -n $(PYTEST_WORKERS) --dist loadscope $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-parallel.xml) \
 	  $(PYTEST_ARGS) || parallel=$$?; \
+	wait "$$lane_pid" || lane=$$?; echo "== the tests beside the parallel pass: exit $$lane"; cat out/pytest-beside.out; \
 	$(if $(MOLECULE_BESIDE),wait "$$molecule_pid" || beside=$$?; cat out/molecule/beside.out;) \
 	$(if $(CHECKS_BESIDE),wait "$$checks_pid" || checks=$$?; echo "== make checks (beside the tests): exit $$checks"; cat out/checks.out;) \
 	[ "$$parallel" = 0 ] || [ "$$parallel" = 5 ] || exit "$$parallel"; \
+	[ "$$lane" = 0 ] || [ "$$lane" = 5 ] || exit "$$lane"; \
 	[ "$$beside" = 0 ] || exit "$$beside"; \
 	[ "$$checks" = 0 ] || exit "$$checks"; \
 	$(if $(MOLECULE_BETWEEN),MOLECULE_JOBS=$(MOLECULE_JOBS) scripts/run-molecule $(MOLECULE_BETWEEN);) \
 	serial=0; $(IN_VENV) pytest -m "serial and not load and not teardown" \
 	  $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-serial.xml) $(PYTEST_ARGS) || serial=$$?; \
 	[ "$$serial" = 0 ] || [ "$$serial" = 5 ] || exit "$$serial"; \
-	[ "$$parallel$$serial" != 55 ] || { echo "make pytest: no test selected"; exit 5; }
+	[ "$$parallel$$lane$$serial" != 555 ] || { echo "make pytest: no test selected"; exit 5; }
 
 # The Molecule scenarios that share nothing with the parallel pass of make pytest: each deploys into a namespace
 # of its own, with secrets in a directory of its own and no lease record, so they can run beside it. The others

@@ -30,15 +30,19 @@ pytest_plugins = sorted(
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Mark the tests of `make pytest`'s serial pass (tests/parallel.py says why), before -m deselects."""
+    """Mark the tests of `make pytest`'s serial pass and of its lane beside the parallel pass (tests/parallel.py
+    says why), before -m deselects."""
     from tests.parallel import placement
 
     try:
         path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
     except ValueError:
         return
-    if placement(path)[0] == "serial":
+    kind = placement(path)[0]
+    if kind == "serial":
         item.add_marker(pytest.mark.serial)
+    elif kind == "beside":
+        item.add_marker(pytest.mark.beside)
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called when xdist runs the session

@@ -6,6 +6,11 @@ it is listed here:
 
 - GROUPS: the files of one group run one after the other on one worker, in parallel with everything
   outside the group (the scheduler is in the root conftest.py: each other file is one unit of work);
+- BESIDE: files that mostly wait (lease TTLs, rollouts, progress deadlines) and use little CPU meanwhile. They
+  run one after the other in a pytest process of their own beside the parallel pass (``-m beside``), a third
+  lane that does not take a worker's place: two CPU-bound workers on the two cores, with these sleeping beside
+  them, where a third worker would have made three CPU-bound tests share the cores (tried: slower and a
+  timing test failed). A file here must be free to run beside any other (namespace, records of its own).
 - SERIAL: run after the parallel pass, alone (``-m serial``): they stop or snapshot what every other test
   uses, or they time things that a busy machine slows down. A single test that must run alone, in a file
   whose other tests need not, carries ``@pytest.mark.serial`` itself, with the reason beside it
@@ -41,6 +46,13 @@ GROUPS: dict[str, dict[str, str]] = {
         "tests/integration/vault/test_vault_connections.py": "starts the TLS server",
         "tests/benchmarks/test_vault_fetch_smoke.py": "starts the TLS server, adds and removes an auth mount",
     },
+}
+
+BESIDE: dict[str, str] = {
+    "tests/integration/vault/test_scheduled_renewal.py": "waits out three 40 s lease TTLs and an expiry: about "
+                                                          "170 s, 25 CPU s",
+    "tests/integration/deploy/test_whole_release_rollback.py": "waits for five rollouts and a 90 s progress "
+                                                               "deadline: about 195 s, 50 CPU s",
 }
 
 SERIAL: dict[str, str] = {
@@ -98,9 +110,11 @@ def longest_first(units: dict[str, list[str]]) -> list[str]:
 
 
 def placement(path: str) -> tuple[str, str]:
-    """("serial", reason), ("group", name) or ("free", "") for the test file at ``path`` (from the root)."""
+    """("serial", reason), ("beside", reason), ("group", name) or ("free", "") for the test file at ``path``."""
     if path in SERIAL:
         return "serial", SERIAL[path]
+    if path in BESIDE:
+        return "beside", BESIDE[path]
     for name, files in GROUPS.items():
         if path in files:
             return "group", name

@@ -26,9 +26,9 @@ def test_test_modules_outside_packages_have_unique_basenames():
 
 
 def test_parallel_placement_names_existing_test_files_once():
-    from tests.parallel import GROUPS, SERIAL
+    from tests.parallel import BESIDE, GROUPS, SERIAL
 
-    named = [*SERIAL, *(path for files in GROUPS.values() for path in files)]
+    named = [*SERIAL, *BESIDE, *(path for files in GROUPS.values() for path in files)]
     assert len(named) == len(set(named)), "a file is in two places in tests/parallel.py"
     missing = [path for path in named if not (ROOT / path).is_file() or not Path(path).name.startswith("test_")]
     assert not missing, f"tests/parallel.py names test files that do not exist: {missing}"
