@@ -115,7 +115,9 @@ def prune_candidates(client, namespace, app, keep=()):
     return to_delete, kept
 
 
-def _parse_expiry(raw):
+def epoch_seconds(raw):
+    """Seconds since the epoch of a number or an ISO 8601 time ("2026-12-04T17:35:55Z", with or without
+    fractions), or None."""
     raw = str(raw or "").strip()
     if not raw:
         return None
@@ -160,7 +162,7 @@ def credential_problem(client, deployment, target_rs, now=None, margin=0):
             return (f"refusing to roll {ref(deployment)} back to revision {revision_of(target_rs)}: the Secret "
                     f"{record['secret']} it names is gone (pruned or deleted), so its pods could not start. Deploy "
                     "that release again instead (the secrets stage issues fresh credentials).")
-        expires = _parse_expiry(record["expires_at"])
+        expires = epoch_seconds(record["expires_at"])
         if expires is not None and expires - margin <= now:
             when = datetime.fromtimestamp(expires, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             lease_id = record["lease_id"] or "(unknown)"

@@ -25,12 +25,12 @@ from __future__ import annotations
 import re
 import time
 from collections import namedtuple
-from datetime import datetime
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.client import K8sApiError
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.rollout import (
     HASH_LABEL,
     current_replicaset,
+    epoch_seconds,
     owned_replicasets,
 )
 
@@ -122,30 +122,20 @@ def pod_events(events, pod_name, limit=EVENTS_PER_POD):
     return out
 
 
-def _epoch(value):
-    """Seconds since the epoch of an API timestamp ("2026-12-04T17:35:55Z", with or without fractions), or None."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def pulled_without_secret(pod, events, now=None):
     """Whether the pod's latest pull failure came right after the kubelet failed to read its pull Secret, within
     PULL_SECRET_GRACE_S of the pod's creation: a failure that its next pull, with the Secret, may not repeat."""
     name = (pod.get("metadata") or {}).get("name")
     mine = [e for e in events or []
             if (e.get("involvedObject") or {}).get("kind") == "Pod" and (e.get("involvedObject") or {}).get("name") == name]
-    unread = [t for t in (_epoch(_event_time(e)) for e in mine if e.get("reason") == PULL_CREDENTIALS_UNREAD) if t]
+    unread = [t for t in (epoch_seconds(_event_time(e)) for e in mine if e.get("reason") == PULL_CREDENTIALS_UNREAD) if t]
     if not unread:
         return False
-    created = _epoch((pod.get("metadata") or {}).get("creationTimestamp"))
+    created = epoch_seconds((pod.get("metadata") or {}).get("creationTimestamp"))
     now = time.time() if now is None else now
     if created is None or now - created > PULL_SECRET_GRACE_S:
         return False
-    failed = [t for t in (_epoch(_event_time(e)) for e in mine if e.get("reason") == "Failed") if t]
+    failed = [t for t in (epoch_seconds(_event_time(e)) for e in mine if e.get("reason") == "Failed") if t]
     return not failed or max(failed) <= max(unread) + PULL_SECRET_SLACK_S
 
 
