@@ -8,6 +8,8 @@ SCENARIOS ?= $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecul
 PYTEST_ARGS ?=
 # Workers of the parallel pass (0: one process); PYTEST_JUNIT=out/junit writes out/junit-{parallel,serial}.xml.
 PYTEST_WORKERS ?= 2
+# The lane of tests that mostly wait (tests/parallel.py BESIDE), beside the parallel pass: its own workers.
+LANE_WORKERS ?= $(if $(filter 0,$(PYTEST_WORKERS)),0,2)
 # Molecule scenarios run side by side, this many at a time (scripts/run-molecule).
 MOLECULE_JOBS ?= 2
 PYTEST_JUNIT ?=
@@ -96,7 +98,7 @@ pytest: ## unit and integration tests against the real local services (all but t
 	  MOLECULE_JOBS=1 scripts/run-molecule $(MOLECULE_BESIDE) > out/molecule/beside.out 2>&1 & molecule_pid=$$!;) \
 	echo "the tests that mostly wait (tests/parallel.py BESIDE) run beside the parallel pass (output printed when it ends)"; \
 	lane=0; VELOCITY_K8S_KEEP=1 $(IN_VENV) pytest -m "beside and not load and not teardown and not serial" \
-	  $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-beside.xml) $(PYTEST_ARGS) > out/pytest-beside.out 2>&1 & lane_pid=$$!; \
+	  -n $(LANE_WORKERS) --dist loadscope $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-beside.xml) $(PYTEST_ARGS) > out/pytest-beside.out 2>&1 & lane_pid=$$!; \
 	parallel=0; VELOCITY_K8S_KEEP=1 $(IN_VENV) pytest -m "not load and not teardown and not serial and not beside" \
 	  -n $(PYTEST_WORKERS) --dist loadscope $(if $(PYTEST_JUNIT),--junitxml=$(PYTEST_JUNIT)-parallel.xml) \
 	  $(PYTEST_ARGS) || parallel=$$?; \

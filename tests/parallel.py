@@ -7,10 +7,11 @@ it is listed here:
 - GROUPS: the files of one group run one after the other on one worker, in parallel with everything
   outside the group (the scheduler is in the root conftest.py: each other file is one unit of work);
 - BESIDE: files that mostly wait (lease TTLs, rollouts, progress deadlines) and use little CPU meanwhile. They
-  run one after the other in a pytest process of their own beside the parallel pass (``-m beside``), a third
-  lane that does not take a worker's place: two CPU-bound workers on the two cores, with these sleeping beside
-  them, where a third worker would have made three CPU-bound tests share the cores (tried: slower and a
-  timing test failed). A file here must be free to run beside any other (namespace, records of its own).
+  run in a lane of their own beside the parallel pass (``-m beside``, on LANE_WORKERS (2) pytest-xdist workers
+  of their own, longest first): lanes that do not take a worker's place. Two CPU-bound workers on the two
+  cores, with these sleeping beside them, where a third worker would have made three CPU-bound tests share
+  the cores (tried: slower and a timing test failed). A file here must be free to run beside any other
+  (namespace, records of its own) and must use little CPU: a file that computes belongs in the parallel pass.
 - SERIAL: run after the parallel pass, alone (``-m serial``): they stop or snapshot what every other test
   uses, or they time things that a busy machine slows down. A single test that must run alone, in a file
   whose other tests need not, carries ``@pytest.mark.serial`` itself, with the reason beside it
@@ -53,6 +54,14 @@ BESIDE: dict[str, str] = {
                                                           "170 s, 25 CPU s",
     "tests/integration/deploy/test_whole_release_rollback.py": "waits for five rollouts and a 90 s progress "
                                                                "deadline: about 195 s, 50 CPU s",
+    "tests/integration/deploy/test_schema_window.py": "waits for four rollouts on the real node and two migration "
+                                                      "Jobs: about 120 s, 5 CPU s",
+    "tests/integration/deploy/test_real_failures.py": "waits for a progress deadline and a crash loop: about 45 s, "
+                                                      "1 CPU s",
+    "tests/integration/k8s/test_local_cluster.py": "waits for kwok's stages and a progress deadline: about 30 s, "
+                                                   "1 CPU s",
+    "tests/integration/deploy/test_real_node_hooks.py": "waits for hook Jobs' pods on the real node: about 11 s, "
+                                                        "under 1 CPU s",
 }
 
 SERIAL: dict[str, str] = {
