@@ -48,6 +48,8 @@ from ansible_collections.velocity.platform.plugins.module_utils.image.engine imp
 MASK = "********"
 SMOKE_LABEL = "velocity.dev/smoke-test"
 CONTAINER_PORT = 8000
+# The tmpfs the read-only container writes to: a path inside the container, not on this host.
+CONTAINER_TMP = "/tmp"  # noqa: S108  # nosec B108
 
 
 class SmokeTestFailed(DockerModuleError):
@@ -188,7 +190,7 @@ class SmokeTest:
             "environment": self._env(),
             "detach": True,
             "read_only": self.req.read_only,
-            "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={self.req.tmpfs_size}"},  # noqa: S108  # nosec B108 - container path
+            "tmpfs": {CONTAINER_TMP: f"rw,nosuid,nodev,noexec,size={self.req.tmpfs_size}"},
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "labels": {SMOKE_LABEL: "true"},
@@ -314,7 +316,7 @@ class SmokeTest:
             code, dummy = container.exec_run(["python3", "-c", "import tempfile; tempfile.NamedTemporaryFile(dir='/tmp').close()"])
             self.checks["tmp_writable"] = code == 0
             if code != 0:
-                raise self.failure("/tmp (tmpfs) is not writable for the service user", container)  # noqa: S108  # nosec B108 - message
+                raise self.failure("/tmp (tmpfs) is not writable for the service user", container)  # noqa: S108  # nosec B108
 
     def check_error_logs(self, container) -> None:
         try:
