@@ -172,11 +172,15 @@ class LoadGenerator:
     def count(self, name: str) -> dict[str, Any]:
         samples = self.in_phase(name)
         failed = [s for s in samples if not s.ok]
+        started = next((p.started for p in self.phases if p.name == name), None)
         return {
             "requests": len(samples),
             "failed": len(failed),
             "errors": dict(Counter(s.error for s in failed)),
             "failed_keepalive": sum(1 for s in failed if s.keepalive),
+            # When each failed request started, in seconds after the phase did (what it coincided with).
+            "failed_at": [[round(s.t - started, 2), s.error, "keep-alive" if s.keepalive else "new connection"]
+                          for s in failed] if started is not None else [],
             "served_by": dict(Counter(s.served_by for s in samples if s.ok)),
         }
 
@@ -632,6 +636,11 @@ def render(r: dict) -> str:
                 continue
             errors.update({f"{key}: {k}": v for k, v in x["errors"].items()})
     idle = res.get("idle") or {}
+    when = [f"{key} {rep}: " + ", ".join(f"+{at} s {kind} ({how})" for at, kind, how in x["failed_at"])
+            for key in ("update", "failed") for rep, x in enumerate(res[key]) if x.get("failed_at")]
+    if when:
+        lines += ["", "Failed requests of (a) and (b), by when they started (seconds after the playbook did): "
+                  + "; ".join(when) + "."]
     lines += ["", f"Errors by kind over all phases: {dict(errors) or 'none'}."
               + (f" Between phases (idle): {idle['requests']} requests, {idle['failed']} failed." if idle.get("requests") else "")]
     lines += ["", "Reading the figures: the MTTR of an automatic rollback = Ansible's start-up and the tasks before the "
