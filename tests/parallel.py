@@ -85,7 +85,6 @@ SECONDS: dict[str, int] = {
     "tests/integration/deploy/test_schema_window.py": 112,
     "tests/integration/image/test_remote_tls_engine.py": 64,
     "tests/integration/test_pipeline.py": 55,
-    "tests/reliability/test_bad_input.py": 45,
     "tests/integration/image/test_app_image.py": 44,
     "tests/integration/deploy/test_real_failures.py": 44,
     "tests/integration/image/test_registry.py": 39,

@@ -54,7 +54,6 @@ import stat
 import subprocess
 import sys
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +65,6 @@ COLLECTIONS = ROOT / "collections"
 MODULES_PKG = "ansible_collections.velocity.platform.plugins.modules"
 AREAS = ("wrong_type", "unknown_option", "empty", "path_roots", "vault_ref", "dns1123", "image_ref")
 # Parallel module runs (each is a separate Python process, about half a second to start).
-WORKERS = int(os.environ.get("BAD_INPUT_WORKERS", "3"))
 # What a failure looks like when the module did reach for a service.
 NETWORK = re.compile(r"unreachable|cannot reach|Connection refused|Max retries|NewConnectionError|Failed to establish",
                      re.IGNORECASE)
@@ -558,15 +556,50 @@ def run_direct(module: str, args: dict, env: dict, cwd: Path) -> tuple[dict, str
     proc = subprocess.run([sys.executable, "-m", f"{MODULES_PKG}.{module}"],
                           input=json.dumps({"ANSIBLE_MODULE_ARGS": args}), capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=120)
-    output = proc.stdout + proc.stderr
+    return module_result(proc.stdout, proc.returncode), proc.stdout + proc.stderr
+
+
+def module_result(stdout: str, returncode: int) -> dict:
     try:
-        result = json.loads(proc.stdout)
+        return json.loads(stdout)
     except ValueError:
-        result = {"failed": True, "msg": "<the module printed no JSON result>", "rc": proc.returncode}
-    return result, output
+        return {"failed": True, "msg": "<the module printed no JSON result>", "rc": returncode}
 
 
-def run_case(c: Case, base: Path, endpoints: dict) -> Outcome:
+class ForkServer:
+    """tests/reliability/module_forkserver.py: the modules imported once, then one forked child per run that
+    the module cannot tell from a ``python -m`` process of its own (environment, working directory, stdin,
+    stdout, stderr, argv). The direct cases pay a fork instead of Python's start-up and the imports, about
+    0.3 s of CPU each; the controls below still run ``python -m`` for real."""
+
+    def __init__(self, modules: list[str], env: dict, scratch: Path) -> None:
+        self.scratch = scratch
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("module_forkserver.py")),
+                                      MODULES_PKG, *modules], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env, cwd=scratch)
+        ready = self.proc.stdout.readline()
+        assert ready and json.loads(ready) == {"ready": True}, f"the fork server did not start ({ready!r})"
+        self.runs = 0
+
+    def run(self, module: str, args: dict, env: dict, cwd: Path, timeout: float = 120) -> tuple[dict, str]:
+        self.runs += 1
+        out, err = self.scratch / f"{self.runs}.out", self.scratch / f"{self.runs}.err"
+        request = {"module": module, "args": args, "env": env, "cwd": str(cwd), "out": str(out), "err": str(err),
+                   "timeout": timeout}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        assert answer, "the fork server ended"
+        returncode = json.loads(answer)["rc"]
+        stdout, stderr = out.read_text(), err.read_text()
+        return module_result(stdout, returncode), stdout + stderr
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def run_case(c: Case, base: Path, endpoints: dict, server: ForkServer) -> Outcome:
     ws = base / c.id.replace("[", "_").replace("]", "_")
     make_workspace(ws)
     mapping = dict(endpoints, ws=str(ws))
@@ -574,20 +607,24 @@ def run_case(c: Case, base: Path, endpoints: dict) -> Outcome:
     env = base_env(endpoints)
     env.update(fill(c.env, mapping))
     before = snapshot(ws)
-    result, output = run_direct(c.module, args, env, ws)
+    result, output = server.run(c.module, args, env, ws)
     return Outcome(result, output, diff_snapshots(before, snapshot(ws)), ws)
 
 
 @pytest.fixture(scope="module")
 def direct_outcomes(request, tmp_path_factory, endpoints):
-    """Outcomes of the selected direct cases, run a few at a time (each in its own workspace)."""
+    """Outcomes of the selected direct cases, one after the other through the fork server (each in its own
+    workspace; the server's output files are kept outside the workspaces, which must not change)."""
     selected = {item.callspec.params["case"].id for item in request.session.items
                 if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)}
     todo = [c for c in DIRECT_CASES if c.id in selected]
     base = tmp_path_factory.mktemp("bad-input")
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        outcomes = list(pool.map(lambda c: run_case(c, base, endpoints), todo))
-    return {c.id: o for c, o in zip(todo, outcomes, strict=True)}
+    scratch = tmp_path_factory.mktemp("bad-input-output")
+    server = ForkServer(sorted({c.module for c in todo}), base_env(endpoints), scratch)
+    try:
+        return {c.id: run_case(c, base, endpoints, server) for c in todo}
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="module")
