@@ -139,9 +139,16 @@ def namespace(client):
     client.delete({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
 
+# A CPU request makes the pods Burstable, as the deploy role's are. BestEffort pods share the kubelet's
+# besteffort cgroup, whose CPU weight is 2 against the burstable cgroup's sum of requests (cgroup v1 shares):
+# while other tests' pods are busy they get next to no CPU, and N's pods once took over 3 s to answer
+# /readyz in .ci/run (the kubelet marked one not ready too), which this test would count as N not serving.
+RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}}
+
+
 def release(rel: dict, database_url: str, broken: bool = False) -> list[dict]:
     """Secret (wave -1), Service, the migration Sync hook (wave 0) and the Deployment (wave 1) of one release."""
-    container = {"name": "app", "image": rel["image"], "imagePullPolicy": "Never",
+    container = {"name": "app", "image": rel["image"], "imagePullPolicy": "Never", "resources": RESOURCES,
                  "envFrom": [{"secretRef": {"name": "app"}}], "env": [{"name": "GUNICORN_WORKERS", "value": "1"}],
                  "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8000}, "periodSeconds": 1,
                                     "failureThreshold": 2}}
@@ -162,7 +169,8 @@ def release(rel: dict, database_url: str, broken: bool = False) -> list[dict]:
          "spec": {"backoffLimit": 0, "activeDeadlineSeconds": 340, "template": {"spec": {
              **ON_REAL_NODE, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
              "containers": [{"name": "migrate", "image": rel["image"], "imagePullPolicy": "Never",
-                             "args": ["velocity-app", "migrate"], "envFrom": [{"secretRef": {"name": "app"}}]}]}}}},
+                             "args": ["velocity-app", "migrate"], "resources": RESOURCES,
+                             "envFrom": [{"secretRef": {"name": "app"}}]}]}}}},
         {"apiVersion": "apps/v1", "kind": "Deployment",
          "metadata": {"name": "app", "annotations": {"argocd.argoproj.io/sync-wave": "1"}},
          "spec": {"replicas": 2, "progressDeadlineSeconds": 300, "revisionHistoryLimit": 5,
@@ -282,7 +290,7 @@ def test_incompatible_migration_refuses_the_rollback_then_downgrade_first(client
                **ON_REAL_NODE, "restartPolicy": "Never",
                "containers": [{"name": "downgrade", "image": images["incompatible"]["image"],
                                "imagePullPolicy": "Never", "args": ["velocity-app", "migrate", "--downgrade", HEAD_N],
-                               "envFrom": [{"secretRef": {"name": "app"}}]}]}}}}
+                               "resources": RESOURCES, "envFrom": [{"secretRef": {"name": "app"}}]}]}}}}
     client.create(job)
 
     def done():
