@@ -79,7 +79,7 @@ SERIAL: dict[str, str] = {
 # matters.
 SECONDS: dict[str, int] = {
     "tests/integration/deploy/test_whole_release_rollback.py": 191,
-    "tests/integration/test_check_mode.py": 190,
+    "tests/integration/test_check_mode.py": 150,
     "tests/integration/vault/test_scheduled_renewal.py": 167,
     "tests/integration/test_awx_configure.py": 115,
     "tests/integration/deploy/test_schema_window.py": 112,
