@@ -6,7 +6,7 @@ IN_VENV := scripts/in-venv
 COLLECTION := collections/ansible_collections/velocity/platform
 SCENARIOS ?= $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
 PYTEST_ARGS ?=
-# Workers of the parallel pass (0: one process); PYTEST_JUNIT=out/junit writes out/junit-{parallel,serial}.xml.
+# Workers of the parallel pass (0: one process); PYTEST_JUNIT=out/junit writes out/junit-{parallel,beside,serial}.xml.
 PYTEST_WORKERS ?= 2
 # The lane of tests that mostly wait (tests/parallel.py BESIDE), beside the parallel pass: its own workers.
 LANE_WORKERS ?= $(if $(filter 0,$(PYTEST_WORKERS)),0,2)

@@ -64,7 +64,6 @@ ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / "collections"
 MODULES_PKG = "ansible_collections.velocity.platform.plugins.modules"
 AREAS = ("wrong_type", "unknown_option", "empty", "path_roots", "vault_ref", "dns1123", "image_ref")
-# Parallel module runs (each is a separate Python process, about half a second to start).
 # What a failure looks like when the module did reach for a service.
 NETWORK = re.compile(r"unreachable|cannot reach|Connection refused|Max retries|NewConnectionError|Failed to establish",
                      re.IGNORECASE)
