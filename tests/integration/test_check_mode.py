@@ -64,7 +64,7 @@ def test_check_after_a_clean_run_changes_nothing_and_shows_no_diff(clean_run, tm
     shutil.copytree(ROOT / "inventory" / "local", pdd / "inventory")
     result = ansible_runner.run(private_data_dir=str(pdd), project_dir=str(ROOT), playbook="playbooks/site.yml",
                                 cmdline="--check --diff", quiet=True,
-                                envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"})
+                                envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
     # Each event's display text, one per line, without the colours ansible-runner keeps.
     stdout = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(e.get("stdout", "") for e in result.events))
     assert result.status == "successful" and result.rc == 0, stdout[-4000:]
