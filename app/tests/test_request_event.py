@@ -57,7 +57,7 @@ def test_the_line_carries_context_static_fields_and_a_utc_microsecond_timestamp(
 
 def test_the_timestamp_is_the_clock_in_utc(monkeypatch):
     monkeypatch.setattr(logs.time, "time_ns", lambda: 1_800_000_000_000_042_999)
-    monkeypatch.setattr(logs, "_SECOND", [-1, ""])
+    monkeypatch.setattr(logs, "_SECOND", (-1, ""))
     assert logs._timestamp() == "2027-01-15T08:00:00.000042Z"
     monkeypatch.setattr(logs.time, "time_ns", lambda: 1_800_000_001_500_000_000)
     assert logs._timestamp() == "2027-01-15T08:00:01.500000Z"

@@ -33,9 +33,11 @@ def _logging_result(best_cpu_pct: float) -> dict:
     side = {"cpu_us_per_request": s(400.0), "rps": s(3000.0), "p50_ms": s(4.0), "p99_ms": s(9.0), "errors": 0}
     return {"settings": {"workers": 2, "threads": 1, "connections": 16, "path": "/healthz", "reps": 2, "duration": 1,
                          "lines": 100, "line_reps": 2, "baseline": None},
-            "variants": {"logging_on": side, "logging_off": side},
-            "overhead_pct": {"cpu_per_request": 1.0, "throughput": 0.5, "p50": 0.0, "p99": 0.0},
-            "overhead_pct_best": {"cpu_per_request": best_cpu_pct, "throughput": 0.0},
+            "variants": {"logging_on": side, "logging_off": side, "logging_off_control": side},
+            "overhead_pct": {n: {"cpu_per_request": 1.0, "throughput": 0.5, "p50": 0.0, "p99": 0.0}
+                             for n in ("logging_on", "logging_off_control")},
+            "overhead_pct_best": {n: {"cpu_per_request": best_cpu_pct, "throughput": 0.0}
+                                  for n in ("logging_on", "logging_off_control")},
             "request_log_lines_written": 10, "line_cost_us": {"now": s(4.0)}}
 
 

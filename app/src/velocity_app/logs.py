@@ -183,17 +183,20 @@ def _context_fields() -> dict[str, Any]:
 
 _PREFIX = structlog.contextvars.STRUCTLOG_KEY_PREFIX
 _PREFIX_LEN = len(_PREFIX)
-# (whole second, "YYYY-MM-DDTHH:MM:SS"): formatting the date once a second, not per line.
-_SECOND: list[Any] = [-1, ""]
+# (whole second, "YYYY-MM-DDTHH:MM:SS"): formatting the date once a second, not per line. One tuple, replaced
+# whole and read once, so a request thread never pairs one second's number with another second's text.
+_SECOND: tuple[int, str] = (-1, "")
 
 
 def _timestamp() -> str:
     """UTC ISO-8601 with microseconds and a Z, as the TimeStamper's lines have
     (always six digits; ``isoformat`` drops them on a whole second)."""
+    global _SECOND
     second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
-    if second != _SECOND[0]:
-        _SECOND[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return f"{_SECOND[1]}.{nanoseconds // 1000:06d}Z"
+    cached = _SECOND
+    if second != cached[0]:
+        cached = _SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{nanoseconds // 1000:06d}Z"
 
 
 def emit_request_event(**fields: Any) -> None:
