@@ -315,6 +315,9 @@ class Pipeline:
         self.work.mkdir(parents=True, exist_ok=True)
         if not (self.source / ".git").exists():
             subprocess.run(["git", "clone", "--quiet", str(ROOT), str(self.source)], check=True)
+        else:  # a clone left by an earlier run: this repository's committed HEAD, not the code of that day
+            subprocess.run(["git", "-C", str(self.source), "fetch", "--quiet", str(ROOT), "HEAD"], check=True)
+            subprocess.run(["git", "-C", str(self.source), "reset", "--quiet", "--hard", "FETCH_HEAD"], check=True)
         wheelhouse = ROOT / "app" / "wheelhouse"
         if wheelhouse.is_dir() and not (self.source / "app" / "wheelhouse").exists():
             shutil.copytree(wheelhouse, self.source / "app" / "wheelhouse")

@@ -39,14 +39,14 @@ def _env(state_dir: Path) -> dict[str, str]:
     return ansible_env({**STUB_ENV, "VELOCITY_STATE_DIR": str(state_dir)})
 
 
-def resolve(inventory: Path, tmp_path: Path) -> dict:
-    """Every stage's variables and published facts, resolved by ansible with ``inventory``."""
+def resolve(inventory: Path, tmp_path: Path, extra: tuple[str, ...] = ()) -> dict:
+    """Every stage's variables and published facts, resolved by ansible with ``inventory`` (and ``extra`` -e)."""
     names = {role: list(yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())) for role in STAGES}
     names_file = tmp_path / "names.json"
     names_file.write_text(json.dumps({"contract_names": names}))
     out = tmp_path / "contract.json"
     run = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(CONTRACT_PLAY),
-                          "-e", f"@{names_file}", "-e", f"contract_out={out}"],
+                          "-e", f"@{names_file}", "-e", f"contract_out={out}", *extra],
                          capture_output=True, text=True, env=_env(tmp_path / "state"), cwd=str(ROOT), timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     return json.loads(out.read_text())
@@ -186,3 +186,22 @@ def test_the_old_drift_is_caught(tmp_path):
     assert any(d.startswith("image_smoke_env_file='/run/velocity/app.env'") for d in found), found
     assert any(d.startswith("deploy_secret_name='velocity-app-secrets' but vault_secrets_k8s_secret_name='velocity-app-env'")
                for d in found), found
+
+
+def test_a_deploy_run_alone_reads_the_secrets_stage_files_where_the_operator_put_them(tmp_path):
+    """Secrets written elsewhere (vault_secrets_output_dir, or one file and name set alone) and then deploy.yml run by
+    itself: the deploy applies those files, not the default state directory's (which may hold another release's
+    credentials, revoked since)."""
+    elsewhere, first, second = tmp_path / "elsewhere", tmp_path / "dir", tmp_path / "file"
+    for folder in (elsewhere, first, second):
+        folder.mkdir()
+    (elsewhere / "registry-pull-secret.json").write_text("{}")
+    c = resolve(ROOT / "inventory" / "local", first, ("-e", f"vault_secrets_output_dir={elsewhere}"))
+    alone = c["alone"]["deploy"]
+    assert alone["deploy_secret_file"] == str(elsewhere / "app-secret.json") == c["secrets"]["vault_secrets_k8s_secret_file"]
+    assert alone["deploy_image_pull_secret_file"] == str(elsewhere / "registry-pull-secret.json")
+    one = tmp_path / "one" / "s.json"
+    c = resolve(ROOT / "inventory" / "local", second,
+                ("-e", f"vault_secrets_k8s_secret_file={one}", "-e", "vault_secrets_k8s_secret_name=other-secrets"))
+    assert c["alone"]["deploy"]["deploy_secret_file"] == str(one)
+    assert c["alone"]["deploy"]["deploy_secret_name"] == "other-secrets"
