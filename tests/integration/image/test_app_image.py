@@ -79,7 +79,8 @@ def test_build_record_lists_the_tags_this_stage_gave_not_every_tag_of_the_image(
     try:
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "playbooks" / "build.yml"),
-             "-e", "image_smoke_test_enabled=false", "-e", f"image_artifacts_dir={tmp_path}", "-e", "image_registry=",
+             "-e", "image_smoke_test_enabled=false", "-e", "image_sbom_enabled=false",
+             "-e", f"image_artifacts_dir={tmp_path}", "-e", "image_registry=",
              "-e", json.dumps({"image_additional_tags": ["record-check"]})],
             cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-4000:]

@@ -1,19 +1,28 @@
 """The image stage through a second, TLS-only Docker Engine, as a remote builder would be used.
 
 The test starts its own dockerd on tcp://127.0.0.1:<free port> with client-certificate TLS (a CA, a
-server certificate for 127.0.0.1 and a client certificate, generated here), its own data/exec roots
-and pidfile under a temporary directory, no iptables or ip6tables rules, no IP forwarding or masquerading
+server certificate for 127.0.0.1 and a client certificate, generated here), its own exec root and
+pidfile under a temporary directory, no iptables or ip6tables rules, no IP forwarding or masquerading
 change, and a bridge of its own (see own_bridge: ``--bridge=none`` is not used because dockerd then
 deletes the host's docker0, which the machine's engine needs). It loads the base image into it, then drives image_build (once through
 DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, once through module options), image_sbom and
 container_smoke_test through it against the real PostgreSQL. At the end dockerd and its containerd
-are stopped and nothing of them is left: no process, no mount, no directory.
+are stopped and nothing of them is left: no process, no mount, no directory but its data root.
+
+The data root is a slow build kept outside the repository, as a remote builder keeps its own:
+$VELOCITY_CACHE_DIR/tls-engine/data (one test at a time, by a lock; a second one gets a temporary data
+root). The app image is untagged at the start (its build cache kept, ``rmi --no-prune``), so the build
+through TLS still runs, sends the whole context and tags a new image, but its steps come from the cache
+of the last run unless the app changed: on a fresh machine the first run builds every step (50 s on a
+quiet machine, over three minutes in a CI run's parallel pass), the next ones take seconds. A data root over TLS_CACHE_MAX_BYTES is
+emptied first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import json
 import os
 import shutil
@@ -33,6 +42,7 @@ from tests.fixtures.docker import APP_IMAGE, ROOT, ansible_env
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 CANARY = "canary-Tls9RmQ4vXe2"
 DOCKERD_START_TIMEOUT = 60
+TLS_CACHE_MAX_BYTES = 4 * 1024**3  # the base image and the app's build cache take about 330 MiB
 
 
 # -- TLS material ------------------------------------------------------------------------------------------
@@ -156,7 +166,7 @@ class TlsEngine:
                 "client_cert": str(self.certs["cert"]), "client_key": str(self.certs["key"])}
 
 
-def _stop(proc: subprocess.Popen, root: Path) -> None:
+def _stop(proc: subprocess.Popen, root: Path, data: Path) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -171,7 +181,7 @@ def _stop(proc: subprocess.Popen, root: Path) -> None:
             os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError):
             pass
-    for mount in sorted(mounts_under(root), key=len, reverse=True):
+    for mount in sorted(mounts_under(root) + mounts_under(data), key=len, reverse=True):
         subprocess.run(["umount", "-l", mount], check=False)
 
 
@@ -203,9 +213,36 @@ def own_bridge(port: int):
         subprocess.run(["ip", "link", "del", name], check=False)
 
 
+def tree_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+@contextlib.contextmanager
+def cached_data_root(fallback: Path):
+    """$VELOCITY_CACHE_DIR/tls-engine/data, held by a lock for this test; ``fallback`` (temporary) when held."""
+    cache = Path(os.environ.get("VELOCITY_CACHE_DIR") or Path.home() / ".cache" / "velocity") / "tls-engine"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "lock", "w", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield fallback
+            return
+        data = cache / "data"
+        if data.is_dir() and not mounts_under(data) and tree_bytes(data) > TLS_CACHE_MAX_BYTES:
+            shutil.rmtree(data)
+        yield data
+
+
 @pytest.fixture(scope="module")
 def tls_engine(app_image):
-    """A second dockerd, TLS client certificates required, on 127.0.0.1:<free port>; removed afterwards."""
+    """A second dockerd, TLS client certificates required, on 127.0.0.1:<free port>; removed afterwards (its
+    data root, the build cache, is kept: see the module's docstring)."""
     # Short path: containerd's socket under exec-root must fit in a unix socket address.
     root = Path(tempfile.mkdtemp(prefix="vtls-", dir="/tmp"))  # nosec B108 - private mkdtemp dir
     certs = make_tls_material(root)
@@ -214,13 +251,14 @@ def tls_engine(app_image):
     (root / "daemon.json").write_text("{}")
     docker0 = link_index("docker0")
     stack = contextlib.ExitStack()
+    data = stack.enter_context(cached_data_root(root / "data"))
     bridge = stack.enter_context(own_bridge(port))
     log = open(root / "dockerd.log", "wb")
     proc = subprocess.Popen(
         ["dockerd", "--config-file", str(root / "daemon.json"), "-H", host,
          "--tlsverify", "--tlscacert", str(certs["server_ca"]), "--tlscert", str(certs["server_cert"]),
          "--tlskey", str(certs["server_key"]),
-         "--data-root", str(root / "data"), "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
+         "--data-root", str(data), "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
          f"--bridge={bridge}", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -231,13 +269,23 @@ def tls_engine(app_image):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("the test's dockerd did not answer:\n" + (root / "dockerd.log").read_text()[-3000:])
             time.sleep(0.5)
+        # What an earlier run left in the kept data root: its containers (none, unless it was killed) and the
+        # tags the tests gave (the build cache under them stays); the base image stays as it is.
+        left = subprocess.run(engine.cli("ps", "-aq"), capture_output=True, text=True, check=True).stdout.split()
+        if left:
+            subprocess.run(engine.cli("rm", "-f", *left), capture_output=True, check=True)
+        tags = subprocess.run(engine.cli("images", "--format", "{{.Repository}}:{{.Tag}}"), capture_output=True,
+                              text=True, check=True).stdout.split()
+        tags = [tag for tag in tags if "<none>" not in tag and not tag.startswith("velocity/base:")]
+        if tags:
+            subprocess.run(engine.cli("rmi", "--no-prune", *tags), capture_output=True, check=True)
         yield engine
     finally:
-        _stop(proc, root)
+        _stop(proc, root, data)
         log.close()
         stack.close()
-        leftovers = processes_mentioning(str(root))
-        mounts = mounts_under(root)
+        leftovers = processes_mentioning(str(root)) + processes_mentioning(str(data))
+        mounts = mounts_under(root) + mounts_under(data)
         shutil.rmtree(root, ignore_errors=True)
         assert not leftovers, f"processes of the test's dockerd survived: {leftovers}"
         assert not mounts, f"mounts of the test's dockerd survived: {mounts}"
@@ -281,10 +329,14 @@ def build_args(base: str) -> dict:
 
 def test_image_is_built_sbomed_and_smoke_tested_through_a_tls_engine(tls_engine, postgres, fresh_database, tmp_path):
     base = base_image_ref()
-    save = subprocess.Popen(["docker", "save", base], stdout=subprocess.PIPE)
-    load = subprocess.run(tls_engine.cli("load"), stdin=save.stdout, capture_output=True, text=True, timeout=300)
-    save.stdout.close()
-    assert save.wait(timeout=60) == 0 and load.returncode == 0, load.stderr
+    local_id = subprocess.run(["docker", "inspect", "--format", "{{.Id}}", base], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    there = subprocess.run(tls_engine.cli("inspect", "--format", "{{.Id}}", base), capture_output=True, text=True)
+    if there.stdout.strip() != local_id:  # not loaded by an earlier run into the kept data root
+        save = subprocess.Popen(["docker", "save", base], stdout=subprocess.PIPE)
+        load = subprocess.run(tls_engine.cli("load"), stdin=save.stdout, capture_output=True, text=True, timeout=300)
+        save.stdout.close()
+        assert save.wait(timeout=60) == 0 and load.returncode == 0, load.stderr
 
     # 1. Through the environment, as docker-py and the Docker CLI read it; nothing on the local engine changes.
     env = tls_engine.env()
