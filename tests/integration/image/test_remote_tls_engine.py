@@ -10,8 +10,8 @@ container_smoke_test through it against the real PostgreSQL. At the end dockerd 
 are stopped and nothing of them is left: no process, no mount, no directory but its data root.
 
 The data root is a slow build kept outside the repository, as a remote builder keeps its own:
-$VELOCITY_CACHE_DIR/tls-engine/data (one test at a time, by a lock; a second one gets a temporary data
-root). The app image is untagged at the start (its build cache kept, ``rmi --no-prune``), so the build
+$VELOCITY_CACHE_DIR/tls-engine/data (one test at a time, by a lock that its dockerd holds too; a second one
+gets a temporary data root). The app image is untagged at the start (its build cache kept, ``rmi --no-prune``), so the build
 through TLS still runs, sends the whole context and tags a new image, but its steps come from the cache
 of the last run unless the app changed: on a fresh machine the first run builds every step (50 s on a
 quiet machine, over three minutes in a CI run's parallel pass), the next ones take seconds. A data root over TLS_CACHE_MAX_BYTES is
@@ -224,19 +224,21 @@ def tree_bytes(path: Path) -> int:
 
 @contextlib.contextmanager
 def cached_data_root(fallback: Path):
-    """$VELOCITY_CACHE_DIR/tls-engine/data, held by a lock for this test; ``fallback`` (temporary) when held."""
+    """($VELOCITY_CACHE_DIR/tls-engine/data, the descriptor of its lock), the lock held for this test; (``fallback``,
+    None) when another holder has it. The test's dockerd inherits the descriptor: one left running by a killed run
+    keeps the lock, and the next run takes a temporary data root instead of sharing this one with it."""
     cache = Path(os.environ.get("VELOCITY_CACHE_DIR") or Path.home() / ".cache" / "velocity") / "tls-engine"
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / "lock", "w", encoding="utf-8") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            yield fallback
+            yield fallback, None
             return
         data = cache / "data"
         if data.is_dir() and not mounts_under(data) and tree_bytes(data) > TLS_CACHE_MAX_BYTES:
             shutil.rmtree(data)
-        yield data
+        yield data, lock.fileno()
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +253,7 @@ def tls_engine(app_image):
     (root / "daemon.json").write_text("{}")
     docker0 = link_index("docker0")
     stack = contextlib.ExitStack()
-    data = stack.enter_context(cached_data_root(root / "data"))
+    data, lock_fd = stack.enter_context(cached_data_root(root / "data"))
     bridge = stack.enter_context(own_bridge(port))
     log = open(root / "dockerd.log", "wb")
     proc = subprocess.Popen(
@@ -260,7 +262,7 @@ def tls_engine(app_image):
          "--tlskey", str(certs["server_key"]),
          "--data-root", str(data), "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
          f"--bridge={bridge}", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=() if lock_fd is None else (lock_fd,),
     )
     engine = TlsEngine(host=host, certs=certs, root=root)
     try:
