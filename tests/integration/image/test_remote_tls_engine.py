@@ -38,6 +38,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.docker import APP_IMAGE, ROOT, ansible_env
+from tests.runner import CACHE_DIR
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 CANARY = "canary-Tls9RmQ4vXe2"
@@ -181,7 +182,7 @@ def _stop(proc: subprocess.Popen, root: Path, data: Path) -> None:
             os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError):
             pass
-    for mount in sorted(mounts_under(root) + mounts_under(data), key=len, reverse=True):
+    for mount in sorted(set(mounts_under(root) + mounts_under(data)), key=len, reverse=True):
         subprocess.run(["umount", "-l", mount], check=False)
 
 
@@ -227,7 +228,7 @@ def cached_data_root(fallback: Path):
     """($VELOCITY_CACHE_DIR/tls-engine/data, the descriptor of its lock), the lock held for this test; (``fallback``,
     None) when another holder has it. The test's dockerd inherits the descriptor: one left running by a killed run
     keeps the lock, and the next run takes a temporary data root instead of sharing this one with it."""
-    cache = Path(os.environ.get("VELOCITY_CACHE_DIR") or Path.home() / ".cache" / "velocity") / "tls-engine"
+    cache = CACHE_DIR / "tls-engine"
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / "lock", "w", encoding="utf-8") as lock:
         try:
@@ -286,8 +287,8 @@ def tls_engine(app_image):
         _stop(proc, root, data)
         log.close()
         stack.close()
-        leftovers = processes_mentioning(str(root)) + processes_mentioning(str(data))
-        mounts = mounts_under(root) + mounts_under(data)
+        leftovers = sorted(set(processes_mentioning(str(root)) + processes_mentioning(str(data))))
+        mounts = sorted(set(mounts_under(root) + mounts_under(data)))
         shutil.rmtree(root, ignore_errors=True)
         assert not leftovers, f"processes of the test's dockerd survived: {leftovers}"
         assert not mounts, f"mounts of the test's dockerd survived: {mounts}"

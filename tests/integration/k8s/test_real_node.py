@@ -42,6 +42,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.k8s import wait_until
+from tests.runner import CACHE_DIR
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client  # noqa: E402
@@ -53,7 +54,6 @@ ROOT = Path(__file__).resolve().parents[3]
 NODE_SH = ROOT / "hack" / "k8s" / "node.sh"
 CLUSTER_SH = ROOT / "hack" / "k8s" / "cluster.sh"
 STATE = Path(os.environ.get("VELOCITY_STATE_DIR", "/tmp/velocity")) / "k8s"
-CACHE = Path(os.environ.get("VELOCITY_CACHE_DIR", str(Path.home() / ".cache" / "velocity")))
 NODE = os.environ.get("VELOCITY_K8S_NODE_NAME", "velocity-node")
 IMAGE = "velocity.local/nettest:1"
 BRIDGE = "velocity0"
@@ -523,7 +523,7 @@ def snapshot() -> dict[str, set[str]]:
         "links": links,
         "netns": set(run("ip", "netns", "list").stdout.split()),
         # (the node mounts nothing in the cache dir, where other tests' image builds mount and unmount)
-        "mounts": {m for m in mounts if not m.startswith(("/var/lib/docker/", "/run/docker/", str(CACHE) + "/"))},
+        "mounts": {m for m in mounts if not m.startswith(("/var/lib/docker/", "/run/docker/", str(CACHE_DIR) + "/"))},
         "cgroups": {str(p) for p in Path("/sys/fs/cgroup").glob("*/*") if p.is_dir() and p.name != "docker"},
         # the kernel tunables the kubelet sets (node.sh stop puts them back)
         "sysctls": {f"{name}={Path('/proc/sys', name.replace('.', '/')).read_text().strip()}" for name in (
