@@ -1,6 +1,8 @@
-"""The connections for a task's parallel KV reads open while its login is in flight.
+"""A task's KV reads go back to back on the login's connection; without pipelining, the connections for its
+parallel reads open while its login is in flight.
 
-Each new connection costs a TCP (and, over https, a TLS) handshake; opened only once the login has answered,
+Pipelined (the default), the reads leave together on one connection, and a connection that closes half-way
+costs a fall-back, not a failure. Without pipelining, each new connection costs a TCP (and, over https, a TLS) handshake; opened only once the login has answered,
 they would add two round trips to every task with more than one path. A relay in front of the real server
 holds the login request for a while and notes how many connections it has accepted meanwhile: all of the
 reads' connections, and no more than the pool's size in all. Over TLS (the OpenBao TLS dev server), the
@@ -49,7 +51,7 @@ def test_read_connections_open_during_the_login(vault, tmp_path, max_workers, ex
         result, _ = run_module(tmp_path, "velocity.platform.vault_secrets", {
             "url": f"http://127.0.0.1:{relay.port}", "auth_method": "approle",
             "role_id": vault.role_id, "secret_id": vault.secret_id, "max_workers": max_workers,
-            "secrets": secrets, "env_file": str(tmp_path / "app.env"),
+            "pipelining": False, "secrets": secrets, "env_file": str(tmp_path / "app.env"),
         })
         total = relay.connections
     assert not result.get("failed"), result.get("msg")
@@ -74,7 +76,7 @@ def test_read_connections_opened_ahead_are_used_over_tls(tmp_path):
     with Relay(urlsplit(env["VAULT_ADDR"]).port) as relay:
         result, _ = run_module(tmp_path, "velocity.platform.vault_secrets", {
             "url": f"https://127.0.0.1:{relay.port}", "ca_cert": env["VAULT_CACERT"], "auth_method": "token",
-            "token": token, "max_workers": 8, "env_file": str(tmp_path / "app.env"),
+            "token": token, "max_workers": 8, "pipelining": False, "env_file": str(tmp_path / "app.env"),
             "secrets": {f"S{i:02d}": f"{base}/s{i:02d}#value" for i in range(PATHS)},
         })
         total = relay.connections
@@ -82,6 +84,148 @@ def test_read_connections_opened_ahead_are_used_over_tls(tmp_path):
     assert result["stats"]["requests"] == PATHS
     # Seven opened ahead (the token needs no login) and at most one more for the eighth reader: none replaced.
     assert 7 <= total <= 8
+
+
+def _secrets(vault, count: int = PATHS) -> dict:
+    base = f"velocity/pipe-{uuid.uuid4().hex[:8]}"
+    mapping = {}
+    for i in range(count):
+        vault.put_secret(f"{base}/s{i:02d}", {"value": f"v{i}"})
+        mapping[f"S{i:02d}"] = f"{base}/s{i:02d}#value"
+    return mapping
+
+
+def _expected_env(mapping: dict) -> dict:
+    return {name: f"v{int(name[1:])}" for name in mapping}
+
+
+def _env_file(path: Path) -> dict:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+
+
+class HeldAnswersRelay(Relay):
+    """Holds each chunk the server sends back for a moment and notes how many requests it had seen by then."""
+
+    def __init__(self, target_port: int) -> None:
+        self.seen_at_answers: list[int] = []
+        super().__init__(target_port, on_request=lambda *args: None)
+
+    def _copy(self, src, dst) -> None:
+        if src.getpeername()[1] != self.target[1]:
+            Relay._copy(src, dst)
+            return
+        try:
+            while data := src.recv(65536):
+                time.sleep(HOLD_S / 2)
+                with self.lock:
+                    self.seen_at_answers.append(len(self.requests))
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+
+def test_reads_are_pipelined_on_the_logins_connection(vault, tmp_path):
+    """Every read leaves before the first one is answered, on the connection the login used: one in all."""
+    secrets = _secrets(vault)
+    with HeldAnswersRelay(urlsplit(vault.addr).port) as relay:
+        result, _ = run_module(tmp_path, "velocity.platform.vault_secrets", {
+            "url": f"http://127.0.0.1:{relay.port}", "auth_method": "approle",
+            "role_id": vault.role_id, "secret_id": vault.secret_id,
+            "secrets": secrets, "env_file": str(tmp_path / "app.env"),
+        })
+        total, seen, requests = relay.connections, list(relay.seen_at_answers), list(relay.requests)
+    assert not result.get("failed"), result.get("msg")
+    assert _env_file(tmp_path / "app.env") == _expected_env(secrets)
+    assert result["stats"]["logins"] == 1 and result["stats"]["requests"] == PATHS + 1
+    assert total == 1
+    assert [path for dummy, path in requests].count("/v1/auth/approle/login") == 1 and len(requests) == PATHS + 1
+    # The login's answer went back when only the login had been sent; the first read's answer went back when
+    # every read had been sent (sent one after the other, the next read would wait for that answer).
+    assert seen[0] == 1 and seen[1] == PATHS + 1, seen
+
+
+def test_pipelined_reads_over_tls_use_one_connection(tmp_path):
+    assert vault_sh("start", "tls").returncode == 0
+    env = _script_env("tls")
+    token = Path(env["VELOCITY_VAULT_TOKEN_FILE"]).read_text().strip()
+    from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultClient, VaultConnection
+    from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import write_kv
+
+    base = f"velocity/pipe-{uuid.uuid4().hex[:8]}"
+    with VaultClient(VaultConnection(url=env["VAULT_ADDR"], ca_cert=env["VAULT_CACERT"]), token=token) as admin:
+        for i in range(PATHS):
+            write_kv(admin, "secret", f"{base}/s{i:02d}", {"value": f"v{i}"})
+    with Relay(urlsplit(env["VAULT_ADDR"]).port) as relay:
+        result, _ = run_module(tmp_path, "velocity.platform.vault_secrets", {
+            "url": f"https://127.0.0.1:{relay.port}", "ca_cert": env["VAULT_CACERT"], "auth_method": "token",
+            "token": token, "env_file": str(tmp_path / "app.env"),
+            "secrets": {f"S{i:02d}": f"{base}/s{i:02d}#value" for i in range(PATHS)},
+        })
+        total = relay.connections
+    assert not result.get("failed"), result.get("msg")
+    assert _env_file(tmp_path / "app.env") == {f"S{i:02d}": f"v{i}" for i in range(PATHS)}
+    assert result["stats"]["requests"] == PATHS
+    assert total == 1  # one TLS handshake for every read
+
+
+class ClosingRelay(Relay):
+    """On its first connection, forwards the login and the first read, then closes it (as a load balancer that
+    does not take pipelined requests might); later connections pass untouched."""
+
+    def __init__(self, target_port: int) -> None:
+        self.first = True
+        super().__init__(target_port, on_request=lambda *args: None)
+
+    def _http(self, src, dst) -> None:
+        with self.lock:
+            first, self.first = self.first, False
+        if not first:
+            Relay._http(self, src, dst)
+            return
+        buf, heads = b"", 0
+        try:
+            while data := src.recv(65536):
+                buf += data
+                while b"\r\n\r\n" in buf:
+                    head, dummy, buf = buf.partition(b"\r\n\r\n")
+                    heads += 1
+                    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                                   if line.lower().startswith(b"content-length:")), 0)
+                    if heads > 2:
+                        time.sleep(HOLD_S)  # the first read's answer goes back meanwhile
+                        raise OSError("closing the pipelined connection")
+                    with self.lock:
+                        self.requests.append(("", head.split(b" ")[1].decode()))
+                    body, buf = buf[:length], buf[length:]
+                    dst.sendall(head + b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+
+def test_a_connection_closed_mid_pipeline_falls_back_to_ordinary_reads(vault, tmp_path):
+    secrets = _secrets(vault)
+    with ClosingRelay(urlsplit(vault.addr).port) as relay:
+        result, _ = run_module(tmp_path, "velocity.platform.vault_secrets", {
+            "url": f"http://127.0.0.1:{relay.port}", "auth_method": "approle",
+            "role_id": vault.role_id, "secret_id": vault.secret_id,
+            "secrets": secrets, "env_file": str(tmp_path / "app.env"),
+        })
+        total = relay.connections
+    assert not result.get("failed"), result.get("msg")
+    assert _env_file(tmp_path / "app.env") == _expected_env(secrets)
+    # The login, every read sent pipelined, then again each read that got no answer, on a second connection.
+    assert PATHS + 1 < result["stats"]["requests"] <= 2 * PATHS + 1
+    assert total == 2
 
 
 class LateTicketsRelay(Relay):

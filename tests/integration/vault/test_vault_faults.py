@@ -51,6 +51,13 @@ def test_permission_denied_names_the_path(vault):
         _read(vault.addr, vault.app_token(), {"P": "other-team/db#password"})
 
 
+def test_permission_denied_among_pipelined_reads_names_the_path(vault):
+    """A 403 among reads sent back to back is read again the ordinary way, which names the path."""
+    vault.put_secret("other-team/db", {"password": "nope"})
+    with pytest.raises(VaultPermissionDenied, match="permission denied on 'secret/data/other-team/db'"):
+        _read(vault.addr, vault.app_token(), {"S": "velocity/app#secret_key", "P": "other-team/db#password"})
+
+
 def test_expired_token(vault):
     with vault.client() as c:
         token = c.write("auth/token/create", {"policies": ["velocity-app"], "ttl": "1s"})["auth"]["client_token"]

@@ -13,8 +13,9 @@ description:
   - >-
     Reads many KV secrets in one task and turns them into environment variables, given a mapping
     C({ENV_NAME: 'path#key'}) or C({ENV_NAME: 'path#key@version'}) (path relative to O(kv_mount)).
-  - Logs in B(once) per task, keeps B(one) HTTP session, reads each distinct path once and reads the
-    paths in parallel (O(max_workers)); transient failures are retried with backoff.
+  - Logs in B(once) per task, keeps B(one) HTTP session and reads each distinct path once. The reads are sent
+    back to back on the login's connection (HTTP/1.1 pipelining, O(pipelining)), so N reads cost one round trip;
+    with pipelining off they run in parallel (O(max_workers)). Transient failures are retried with backoff.
   - Optionally issues (or reuses, while still valid) dynamic database credentials and assembles them into
     one variable, for example C(DATABASE_URL), see O(database).
   - B(Values stay out of Ansible's output.) The module writes them itself to O(env_file) (mode 0600,
@@ -52,11 +53,25 @@ options:
     default: 2
   max_workers:
     description:
-      - Distinct paths read in parallel, over the same session and token.
+      - Distinct paths read in parallel, over the same session and token, when the reads are not pipelined
+        (O(pipelining=false), or a proxy between this host and Vault).
       - The connections these reads need (up to this many, the login's included) are opened while the login is in
         flight, so the reads start on open connections; set 1 for one connection and sequential reads.
     type: int
     default: 8
+  pipelining:
+    description:
+      - Send the KV reads back to back on one connection, usually the login's, without waiting for each answer
+        (HTTP/1.1 pipelining); Vault answers them in order. All reads then cost one round trip and no TLS
+        handshake beyond the login's.
+      - A read answered with anything but 200 or 404, or left unanswered because the connection closed, is sent
+        again the ordinary way (with retries, and an error that names the path), so a server or load balancer that
+        closes a pipelined connection costs one extra round trip, not a failure.
+      - Set V(false) when something between this host and Vault holds pipelined requests without answering (the
+        task would then wait for O(timeout) before it reads again); the reads then run in parallel
+        (O(max_workers)). Not used through an HTTP proxy.
+    type: bool
+    default: true
   database:
     description:
       - Dynamic database credentials to add as one variable.

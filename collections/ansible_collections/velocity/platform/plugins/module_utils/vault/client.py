@@ -29,12 +29,15 @@ what the operator asked for:
 """
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import random
 import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Optional
+from urllib.parse import urlsplit
 
 try:
     import requests
@@ -366,6 +369,34 @@ class Opening:
                 conn.close()
 
 
+# An answer :meth:`VaultClient.get_pipelined` leaves to the ordinary path (no answer, or not 200/404).
+UNANSWERED = object()
+
+
+class _SharedReader:
+    """One buffered reader of a socket for every ``http.client.HTTPResponse`` read from it in turn.
+
+    A response normally makes its own reader and closes it once read: with pipelined answers that
+    would lose the next answers already buffered. Each response gets this object as its "socket";
+    its reader outlives them all (``close`` is a no-op, :meth:`release` drops it).
+    """
+
+    def __init__(self, sock):
+        self._reader = sock.makefile("rb")
+
+    def makefile(self, *args, **kwargs):  # pylint: disable=unused-argument  # http.client's call
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+    def close(self) -> None:
+        """Left open for the next answer."""
+
+    def release(self) -> None:
+        self._reader.close()
+
+
 class VaultClient:
     """One hvac client, one session, one token for the task; every hvac call goes through :meth:`call`."""
 
@@ -442,6 +473,72 @@ class VaultClient:
                             cert=settings["cert"])
         except Exception:  # pylint: disable=broad-except  # an optimisation: the request reports the problem
             return None
+
+    # -- reads sent back to back on one connection ---------------------------------
+    def can_pipeline(self) -> bool:
+        """Whether :meth:`get_pipelined` can send: a direct connection (no proxy) whose pool can be named."""
+        return self._pool() is not None
+
+    def get_pipelined(self, api_paths: list) -> Optional[list]:
+        """GET every ``api_paths`` entry (``/v1/...``, query included) on one connection, all sent at once.
+
+        HTTP/1.1 pipelining: the requests leave back to back and the server answers them in order, so N
+        reads cost one round trip and no more than the one TLS handshake of the connection (usually the
+        login's, from the pool). Returns one entry per path, in order: the decoded JSON of a 200, None for
+        a 404, or :data:`UNANSWERED` for any other answer and for every path after a connection problem
+        (the caller sends those the ordinary way, with retries and error mapping, so a server or a proxy
+        that closes the connection, or answers only the first, costs one fall-back and nothing else).
+        Returns None, having sent nothing, when no direct connection can be had (behind a proxy).
+        """
+        pool = self._pool()
+        if pool is None or not api_paths:
+            return None
+        conn = pool._get_conn()  # pylint: disable=protected-access  # the slot goes back below, as urllib3 does
+        reader = None
+        answers: list = []
+        reusable = False
+        try:
+            if conn.sock is None:
+                conn.timeout = self.connection.timeout
+                conn.connect()
+            conn.sock.settimeout(self.connection.timeout)
+            base = urlsplit(self.connection.url)
+            head = [f"Host: {base.netloc}", "Accept: application/json", "Accept-Encoding: identity",
+                    "User-Agent: velocity.platform", "X-Vault-Request: true"]
+            if self.token:
+                head.append(f"X-Vault-Token: {self.token}")
+            if self.connection.namespace:
+                head.append(f"X-Vault-Namespace: {self.connection.namespace}")
+            head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+            prefix = base.path.rstrip("/")
+            conn.sock.sendall(b"".join(f"GET {prefix}{path} HTTP/1.1\r\n".encode("latin-1") + head_bytes
+                                       for path in api_paths))
+            with self._http_adapter._lock:  # pylint: disable=protected-access  # the counter's own lock
+                self._http_adapter.count += len(api_paths)
+            reader = _SharedReader(conn.sock)
+            for dummy in api_paths:
+                response = http.client.HTTPResponse(reader, method="GET")
+                response.begin()
+                body = response.read()
+                if response.status == 200:
+                    answers.append(json.loads(body))
+                elif response.status == 404:
+                    answers.append(None)
+                else:
+                    answers.append(UNANSWERED)
+                if response.will_close:
+                    break
+            else:
+                reusable = True  # every answer read to its end: the connection is as after ordinary requests
+        except (OSError, http.client.HTTPException, ValueError):
+            reusable = False  # the answers so far stand; the rest go the ordinary way
+        finally:
+            if reader is not None:
+                reader.release()
+            if not reusable:
+                conn.close()
+            pool._put_conn(conn)  # pylint: disable=protected-access
+        return answers + [UNANSWERED] * (len(api_paths) - len(answers))
 
     def __enter__(self) -> "VaultClient":
         return self

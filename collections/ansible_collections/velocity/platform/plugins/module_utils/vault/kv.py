@@ -4,9 +4,12 @@
 """KV reads for environment variables: ``{ENV_NAME: 'path#key@version'}``.
 
 Each distinct (path, version) is read once, whatever the number of keys taken
-from it, and the reads run in parallel (hvac calls on the client's one session,
-whose pool is sized to ``max_workers``; the connections they use are opened
-while the login is in flight, see ``connect``). A task that succeeds sends one login and one request per path: the
+from it. The reads are sent back to back on one connection, usually the login's
+(HTTP/1.1 pipelining, ``VaultClient.get_pipelined``): one round trip for all of
+them. With ``pipelining`` off, or behind a proxy, they run in parallel instead
+(hvac calls on the client's one session, whose pool is sized to ``max_workers``;
+the connections they use are opened while the login is in flight, see
+``connect``). A task that succeeds sends one login and one request per path: the
 mount's KV version is looked up only when something failed, to say why (a
 KV version 2 answer has a shape that a version 1 mount never gives).
 """
@@ -16,9 +19,11 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
+from urllib.parse import quote
 
 from ansible_collections.velocity.platform.plugins.module_utils.common.names import ENV_NAME, type_name
 from ansible_collections.velocity.platform.plugins.module_utils.vault.client import (
+    UNANSWERED,
     VaultClient,
     VaultConfigError,
     VaultKeyMissing,
@@ -125,18 +130,19 @@ class KVSecret:
     created_time: Optional[str] = None
 
 
-def read_kv(client: VaultClient, mount: str, path: str, version: Optional[int], kv_version: int) -> KVSecret:
+def kv_api_path(mount: str, path: str, version: Optional[int], kv_version: int) -> str:
+    """The request path of one read, quoted as hvac quotes it (``/v1/<mount>/data/<path>?version=N`` for KV v2)."""
     if kv_version == 1:
-        if version:
-            raise VaultConfigError(f"'{path}@{version}': version pinning needs a KV version 2 mount")
-        result = client.call(f"{mount}/{path}", client.hvac.secrets.kv.v1.read_secret, path=path,
-                             mount_point=mount, allow_404=True)
+        return f"/v1/{quote(mount)}/{quote(path)}"
+    return f"/v1/{quote(mount)}/data/{quote(path)}" + (f"?version={version}" if version else "")
+
+
+def kv_secret(mount: str, path: str, version: Optional[int], kv_version: int, result: Optional[dict]) -> KVSecret:
+    """The secret of one read's answer (``None``: a 404), or the error that answer means."""
+    if kv_version == 1:
         if result is None:
             raise VaultNotFound(f"no secret at '{mount}/{path}' (KV v1). Create it or fix the path")
         return KVSecret(path=path, data=result.get("data") or {}, version=None)
-    # A deleted or destroyed version is a 404 like a missing path (raise_on_deleted_version).
-    result = client.call(f"{mount}/data/{path}", client.hvac.secrets.kv.v2.read_secret_version, path=path,
-                         version=version or None, mount_point=mount, raise_on_deleted_version=True, allow_404=True)
     if result is None:
         pinned = f" version {version}" if version else ""
         where = f"{mount}/{path}{pinned}"
@@ -156,8 +162,22 @@ def read_kv(client: VaultClient, mount: str, path: str, version: Optional[int], 
     return KVSecret(path=path, data=data, version=metadata.get("version"), created_time=metadata.get("created_time"))
 
 
+def read_kv(client: VaultClient, mount: str, path: str, version: Optional[int], kv_version: int) -> KVSecret:
+    if kv_version == 1:
+        if version:
+            raise VaultConfigError(f"'{path}@{version}': version pinning needs a KV version 2 mount")
+        result = client.call(f"{mount}/{path}", client.hvac.secrets.kv.v1.read_secret, path=path,
+                             mount_point=mount, allow_404=True)
+    else:
+        # A deleted or destroyed version is a 404 like a missing path (raise_on_deleted_version).
+        result = client.call(f"{mount}/data/{path}", client.hvac.secrets.kv.v2.read_secret_version, path=path,
+                             version=version or None, mount_point=mount, raise_on_deleted_version=True,
+                             allow_404=True)
+    return kv_secret(mount, path, version, kv_version, result)
+
+
 def read_secrets(client: VaultClient, refs: list, mount: str = "secret", kv_version: int = 2,
-                 max_workers: int = 8) -> Tuple[Dict[str, str], Dict[str, dict]]:
+                 max_workers: int = 8, pipelining: bool = True) -> Tuple[Dict[str, str], Dict[str, dict]]:
     """Return ``({ENV: value}, {ref-path: {"version": n}})``; raise on any missing path or key.
 
     On a failure, the mount is looked up (one request) and a missing mount or a KV
@@ -165,27 +185,48 @@ def read_secrets(client: VaultClient, refs: list, mount: str = "secret", kv_vers
     """
     mount = mount.strip("/")
     try:
-        return _read_secrets(client, refs, mount, kv_version, max_workers)
+        return _read_secrets(client, refs, mount, kv_version, max_workers, pipelining)
     except (VaultNotFound, VaultKeyMissing, VaultKVVersionMismatch, VaultConfigError, VaultPermissionDenied):
         check_kv_version(client, mount, kv_version)
         raise
 
 
-def parallel_reads(refs: list, max_workers: int) -> int:
-    """How many reads :func:`read_secrets` sends at once for ``refs``: one per distinct (path, version)."""
+def parallel_reads(refs: list, max_workers: int, pipelining: bool = False) -> int:
+    """How many connections :func:`read_secrets` uses at once for ``refs``: one per distinct (path, version)
+    up to ``max_workers``, or one when the reads are pipelined."""
+    if pipelining:
+        return 1
     return max(1, min(max_workers, len({(ref.path, ref.version) for ref in refs})))
 
 
+def _pipelined(client: VaultClient, mount: str, kv_version: int, wanted: list) -> Optional[list]:
+    """Every read of ``wanted`` sent back to back on one connection; None when that cannot be done.
+
+    A read the server did not answer with 200 or 404 (or left unanswered) is sent again the ordinary
+    way, one after the other, which retries and names the error as for any read.
+    """
+    if kv_version == 1 and any(version for dummy, version in wanted):
+        return None  # the ordinary read names the pinned version that KV v1 cannot give
+    answers = client.get_pipelined([kv_api_path(mount, path, version, kv_version) for path, version in wanted])
+    if answers is None:
+        return None
+    return [read_kv(client, mount, path, version, kv_version) if answer is UNANSWERED
+            else kv_secret(mount, path, version, kv_version, answer)
+            for (path, version), answer in zip(wanted, answers)]
+
+
 def _read_secrets(client: VaultClient, refs: list, mount: str, kv_version: int,
-                  max_workers: int) -> Tuple[Dict[str, str], Dict[str, dict]]:
+                  max_workers: int, pipelining: bool = True) -> Tuple[Dict[str, str], Dict[str, dict]]:
     wanted = sorted({(ref.path, ref.version) for ref in refs}, key=lambda item: (item[0], item[1] or 0))
-    workers = parallel_reads(refs, max_workers)
-    if workers == 1:
-        secrets = [read_kv(client, mount, path, version, kv_version) for path, version in wanted]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(read_kv, client, mount, path, version, kv_version) for path, version in wanted]
-            secrets = [future.result() for future in futures]
+    secrets = _pipelined(client, mount, kv_version, wanted) if pipelining and len(wanted) > 1 else None
+    if secrets is None:
+        workers = parallel_reads(refs, max_workers)
+        if workers == 1:
+            secrets = [read_kv(client, mount, path, version, kv_version) for path, version in wanted]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(read_kv, client, mount, path, version, kv_version) for path, version in wanted]
+                secrets = [future.result() for future in futures]
     by_key = dict(zip(wanted, secrets))
     values: Dict[str, str] = {}
     for ref in refs:

@@ -28,6 +28,7 @@ SECRETS_ARGUMENT_SPEC = vault_argument_spec(
     kv_mount=dict(type="str", default="secret"),
     kv_version=dict(type="int", default=2, choices=[1, 2]),
     max_workers=dict(type="int", default=8),
+    pipelining=dict(type="bool", default=True),
     database=dict(type="dict", options=dict(
         role=dict(type="str", required=True),
         mount=dict(type="str", default="database"),
@@ -103,12 +104,14 @@ def run_secrets(params: dict, check_mode: bool = False, diff: bool = False) -> "
     client = None
     try:
         refs = validate(params)
-        # The KV reads run in parallel, one per distinct path: their connections open during the login.
-        client = connect(params, connections=vault_kv.parallel_reads(refs, params["max_workers"]))
+        # The KV reads go back to back on the login's connection (pipelining) or run in parallel, one per
+        # distinct path, on connections opened during the login.
+        client = connect(params, connections=vault_kv.parallel_reads(refs, params["max_workers"],
+                                                                     params["pipelining"]))
         values, versions = {}, {}
         if refs:
             values, versions = vault_kv.read_secrets(client, refs, params["kv_mount"], params["kv_version"],
-                                                     params["max_workers"])
+                                                     params["max_workers"], params["pipelining"])
         result["versions"] = versions
         pending_db = False
         if params["database"]:
