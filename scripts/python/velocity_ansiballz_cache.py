@@ -18,6 +18,15 @@ maps to the same code, so an entry never goes stale, and a changed source is a
 new key. Only module source is cached: AnsiballZ passes the task's arguments
 outside the zip, so no argument value reaches the cache.
 
+The same cache serves the controller's side: Ansible's collection loader
+(``ansible.utils.collection_loader``) compiles every collection plugin and
+module_utils it imports in ansible-playbook itself (action and callback plugins,
+filters) from source, in every run, and never keeps bytecode. install() also
+puts a meta path finder in front that waits for that loader module to be
+imported and then gives its ``get_code`` the same content-addressed cache (the
+key uses the file's path on disk): on this project's machine 15 ms of compiling
+per ansible-playbook run that uses velocity.platform.vault_secrets.
+
 The cache is used only if its directory belongs to the user and nobody else can
 write to it. Every failure of the cache (unwritable directory, truncated or
 corrupt entry, unexpected archive layout) falls back to zipimport's own compile: the cache can
@@ -56,12 +65,15 @@ class CachingZipImporter(zipimport.zipimporter):
     _checked = False
 
     def _use_cache(self):
-        cls = CachingZipImporter
+        return CachingZipImporter.cache_usable() and _is_payload(self.archive)
+
+    @classmethod
+    def cache_usable(cls):
         if cls.cache_dir is not None and not cls._checked:
             cls._checked = True
             if not _trusted(cls.cache_dir):
                 cls.cache_dir = None
-        return cls.cache_dir is not None and _is_payload(self.archive)
+        return cls.cache_dir is not None
 
     def get_code(self, fullname):
         if not self._use_cache():
@@ -142,6 +154,69 @@ def _store(entry, data):
         pass  # an unwritable cache only costs the compile, as without the cache
 
 
+_COLLECTION_FINDER = "ansible.utils.collection_loader._collection_finder"
+
+
+class _CollectionLoaderHook:
+    """A meta path finder that answers for nothing: it notices when Ansible's collection loader module is about
+    to be imported and has it loaded by a loader that, once the module has run, gives it the cache."""
+
+    done = False
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if cls.done or fullname != _COLLECTION_FINDER:
+            return None
+        cls.done = True
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        # Only a plain source file's loader (one object per module) is wrapped; anything else loads as it would.
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
+            return spec
+        spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+class _PatchingLoader:
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _patch_collection_loader(module)
+
+
+def _patch_collection_loader(module):
+    """Give the collection loader's get_code the cache; any surprise leaves the loader as it is."""
+    base = getattr(module, "_AnsibleCollectionPkgLoaderBase", None)
+    original = getattr(base, "get_code", None)
+    if original is None or not hasattr(base, "get_source") or not hasattr(base, "get_filename"):
+        return
+
+    def get_code(self, fullname):
+        if getattr(self, "_compiled_code", None) or not CachingZipImporter.cache_usable():
+            return original(self, fullname)
+        try:
+            filename = self.get_filename(fullname)
+            source = self.get_source(fullname)
+        except Exception:  # the loader's own path reports it
+            return original(self, fullname)
+        # The loader reads the file as bytes (and answers '' for a package without __init__.py): nothing to cache.
+        if not filename or not isinstance(source, bytes) or not source or not os.path.isabs(filename):
+            return original(self, fullname)
+        self._compiled_code = _cached_code(CachingZipImporter.cache_dir, filename, filename, source)
+        return self._compiled_code
+
+    base.get_code = get_code
+
+
 def install(default_dir=None):
     """Put CachingZipImporter in place of zipimporter in sys.path_hooks.
 
@@ -154,6 +229,8 @@ def install(default_dir=None):
     # Only an absolute path moves the cache: a module's working directory is whatever the task's is.
     CachingZipImporter.cache_dir = setting if os.path.isabs(setting) else default_dir
     CachingZipImporter._checked = False
+    if _CollectionLoaderHook not in sys.meta_path and _COLLECTION_FINDER not in sys.modules:
+        sys.meta_path.insert(0, _CollectionLoaderHook)
     hooks = sys.path_hooks
     for index, hook in enumerate(hooks):
         if hook is zipimport.zipimporter:

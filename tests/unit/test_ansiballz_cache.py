@@ -187,3 +187,51 @@ def test_real_modules_fill_the_cache_once_and_no_argument_reaches_it(tmp_path):
     assert entries(cache) == filled
     for entry in filled:
         assert canary.encode() not in entry.read_bytes(), entry
+
+
+# Runs in the child (the project's venv, where the .pth line installed the hook): Ansible's own collection
+# loader imports a collection's module_utils, as ansible-playbook imports action and callback plugins.
+COLLECTION_CHILD = """
+import builtins, json, sys, traceback
+calls = []
+real_compile = builtins.compile
+def counting_compile(source, filename, *args, **kwargs):
+    calls.append(str(filename))
+    return real_compile(source, filename, *args, **kwargs)
+builtins.compile = counting_compile
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+_AnsibleCollectionFinder(paths=[{root!r}])._install()
+from ansible_collections.demo.cached.plugins.module_utils import helper
+try:
+    helper.boom()
+except RuntimeError:
+    where = traceback.extract_tb(sys.exc_info()[2])[-1].filename
+print(json.dumps({{"answer": helper.ANSWER, "compiled": [c for c in calls if "demo" in c], "traceback_file": where}}))
+"""
+
+
+def run_collection_child(root: Path, cache_dir: Path) -> dict:
+    env = {**os.environ, "VELOCITY_ANSIBALLZ_CACHE": str(cache_dir)}
+    result = subprocess.run([sys.executable, "-c", COLLECTION_CHILD.format(root=str(root))], capture_output=True,
+                            text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_collection_loader_compiles_a_plugin_once_then_reads_the_cache(tmp_path):
+    """ansible-playbook compiles collection plugins from source in every run; with the hook, once."""
+    root = tmp_path / "collections"
+    helper = root / "ansible_collections" / "demo" / "cached" / "plugins" / "module_utils" / "helper.py"
+    helper.parent.mkdir(parents=True)
+    helper.write_text("ANSWER = 42\n\ndef boom():\n    raise RuntimeError('boom')\n")
+    cache = tmp_path / "cache"
+    first = run_collection_child(root, cache)
+    assert first["answer"] == 42 and first["compiled"] == [str(helper)]
+    assert len(entries(cache)) == 1
+    second = run_collection_child(root, cache)
+    assert second["answer"] == 42 and second["compiled"] == []
+    assert second["traceback_file"] == str(helper)
+    helper.write_text("ANSWER = 43\n\ndef boom():\n    raise RuntimeError('boom')\n")
+    changed = run_collection_child(root, cache)
+    assert changed["answer"] == 43 and changed["compiled"] == [str(helper)]
+    assert len(entries(cache)) == 2
