@@ -47,3 +47,16 @@ def test_readyz_is_503_without_a_database_and_hides_the_url(app_env, logs):
     assert "canary-unreachable-pw" not in resp.get_data(as_text=True)
     assert "canary-unreachable-pw" not in logs.text()
     assert any(e.get("event") == "readiness_failed" for e in logs.events())
+
+
+def test_the_healthcheck_command_does_not_load_the_app():
+    """Docker runs `velocity-app healthcheck` in the container every interval: it imports neither Flask nor
+    SQLAlchemy (under load a probe that loaded the whole app took more than its 5 s timeout)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from velocity_app.cli import main; "
+            "rc = main(['healthcheck', '--url', 'http://127.0.0.1:9/healthz', '--timeout', '1']); "
+            "print(rc, sorted(m for m in ('flask', 'sqlalchemy', 'structlog') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[0] == "1 []", out.stdout + out.stderr

@@ -218,15 +218,25 @@ def test_reads_run_in_parallel(scripted):
 
     client = make_client(scripted(route), retries=0)
     refs = vault_kv.parse_refs({"E%d" % i: "p%d#k" % i for i in range(4)})
-    values, dummy = vault_kv.read_secrets(client, refs, max_workers=4)
+    values, dummy = vault_kv.read_secrets(client, refs, max_workers=4, pipelining=False)
     assert values == {"E%d" % i: str(i) for i in range(4)}
+
+
+def test_reads_are_pipelined_on_one_connection_by_default(scripted):
+    server = scripted(kv_route({"p%02d" % i: {"k": str(i)} for i in range(12)}))
+    client = make_client(server)
+    refs = vault_kv.parse_refs({"E%02d" % i: "p%02d#k" % i for i in range(12)})
+    values, dummy = vault_kv.read_secrets(client, refs)
+    assert values == {"E%02d" % i: str(i) for i in range(12)} and len(server.calls) == 12
+    assert len({c.port for c in server.calls}) == 1  # every read on one connection
+    assert client.request_count == 12
 
 
 def test_parallel_reads_share_one_pool_sized_to_the_workers(scripted):
     server = scripted(kv_route({"p%02d" % i: {"k": str(i)} for i in range(12)}))
     client = make_client(server, max_workers=3)
     refs = vault_kv.parse_refs({"E%02d" % i: "p%02d#k" % i for i in range(12)})
-    values, dummy = vault_kv.read_secrets(client, refs, max_workers=3)
+    values, dummy = vault_kv.read_secrets(client, refs, max_workers=3, pipelining=False)
     assert len(values) == 12 and len(server.calls) == 12
     # 12 requests over at most 3 kept-alive connections: the pool holds as many as there are workers.
     assert len({c.port for c in server.calls}) <= 3
