@@ -29,19 +29,23 @@ FILES = {
 }
 ALL_FILES = {"__init__.py", "fail.py", "demo_top.py"}
 
-# Runs in the child: install the hook from the checkout, count compile() calls, import, report.
-CHILD = """
-import builtins, json, os, sys, traceback
-sys.path.insert(0, {hook_dir!r})
-import velocity_ansiballz_cache
-velocity_ansiballz_cache.install({cache_dir!r})
+# Counts the compile() calls of the child it is put in.
+COUNT_COMPILES = """
 calls = []
 real_compile = builtins.compile
 def counting_compile(source, filename, *args, **kwargs):
     calls.append(str(filename))
     return real_compile(source, filename, *args, **kwargs)
 builtins.compile = counting_compile
-sys.path.insert(0, {archive!r})
+"""
+
+# Runs in the child: install the hook from the checkout, count compile() calls, import, report.
+CHILD = """
+import builtins, json, os, sys, traceback
+sys.path.insert(0, {hook_dir!r})
+import velocity_ansiballz_cache
+velocity_ansiballz_cache.install({cache_dir!r})
+""" + COUNT_COMPILES + """sys.path.insert(0, {archive!r})
 import demo_top
 from demo import fail
 try:
@@ -193,13 +197,7 @@ def test_real_modules_fill_the_cache_once_and_no_argument_reaches_it(tmp_path):
 # loader imports a collection's module_utils, as ansible-playbook imports action and callback plugins.
 COLLECTION_CHILD = """
 import builtins, json, sys, traceback
-calls = []
-real_compile = builtins.compile
-def counting_compile(source, filename, *args, **kwargs):
-    calls.append(str(filename))
-    return real_compile(source, filename, *args, **kwargs)
-builtins.compile = counting_compile
-from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+""" + COUNT_COMPILES + """from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 _AnsibleCollectionFinder(paths=[{root!r}])._install()
 from ansible_collections.demo.cached.plugins.module_utils import helper
 try:
