@@ -475,10 +475,6 @@ class VaultClient:
             return None
 
     # -- reads sent back to back on one connection ---------------------------------
-    def can_pipeline(self) -> bool:
-        """Whether :meth:`get_pipelined` can send: a direct connection (no proxy) whose pool can be named."""
-        return self._pool() is not None
-
     def get_pipelined(self, api_paths: list) -> Optional[list]:
         """GET every ``api_paths`` entry (``/v1/...``, query included) on one connection, all sent at once.
 
@@ -488,8 +484,13 @@ class VaultClient:
         a 404, or :data:`UNANSWERED` for any other answer and for every path after a connection problem
         (the caller sends those the ordinary way, with retries and error mapping, so a server or a proxy
         that closes the connection, or answers only the first, costs one fall-back and nothing else).
-        Returns None, having sent nothing, when no direct connection can be had (behind a proxy).
+        Returns None, having sent nothing, when no direct connection can be had (behind a proxy), or when
+        a header value has a line break or NUL (the ordinary path refuses it with its own error).
         """
+        base = urlsplit(self.connection.url)
+        if any(char in value for value in (self.token, self.connection.namespace or "", base.netloc)
+               for char in "\r\n\0"):
+            return None
         pool = self._pool()
         if pool is None or not api_paths:
             return None
@@ -502,7 +503,6 @@ class VaultClient:
                 conn.timeout = self.connection.timeout
                 conn.connect()
             conn.sock.settimeout(self.connection.timeout)
-            base = urlsplit(self.connection.url)
             head = [f"Host: {base.netloc}", "Accept: application/json", "Accept-Encoding: identity",
                     "User-Agent: velocity.platform", "X-Vault-Request: true"]
             if self.token:

@@ -702,3 +702,12 @@ def test_check_mode_issues_nothing(scripted, tmp_path):
     lease, changed, _how = vault_db.ensure(make_client(server), "database", "velocity-app", str(tmp_path / "s.json"),
                                            check_mode=True)
     assert lease is None and changed and "database/creds/velocity-app" not in server.paths()
+
+
+def test_a_namespace_with_a_line_break_is_never_written_into_pipelined_requests(scripted):
+    """Header values are checked before any raw request is built: the reads go the ordinary way instead."""
+    server = scripted(kv_route({"p%02d" % i: {"k": str(i)} for i in range(3)}))
+    client = make_client(server)
+    client.connection.namespace = "team\r\nX-Injected: yes"
+    assert client.get_pipelined(["/v1/secret/data/p00", "/v1/secret/data/p01"]) is None
+    assert server.calls == []
