@@ -60,24 +60,29 @@ def test_read_connections_open_during_the_login(vault, tmp_path, max_workers, ex
     assert total == expected
 
 
-def test_read_connections_opened_ahead_are_used_over_tls(tmp_path):
+def _read_over_tls(tmp_path: Path, **options) -> tuple[dict, int]:
+    """vault_secrets with a token over TLS (the OpenBao TLS dev server) through a relay: result, connections."""
     assert vault_sh("start", "tls").returncode == 0
     env = _script_env("tls")
     token = Path(env["VELOCITY_VAULT_TOKEN_FILE"]).read_text().strip()
     from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultClient, VaultConnection
     from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import write_kv
 
-    base = f"velocity/conn-{uuid.uuid4().hex[:8]}"
+    base = f"velocity/tls-{uuid.uuid4().hex[:8]}"
     with VaultClient(VaultConnection(url=env["VAULT_ADDR"], ca_cert=env["VAULT_CACERT"]), token=token) as admin:
         for i in range(PATHS):
             write_kv(admin, "secret", f"{base}/s{i:02d}", {"value": f"v{i}"})
     with Relay(urlsplit(env["VAULT_ADDR"]).port) as relay:
         result, _ = run_module(tmp_path, "velocity.platform.vault_secrets", {
             "url": f"https://127.0.0.1:{relay.port}", "ca_cert": env["VAULT_CACERT"], "auth_method": "token",
-            "token": token, "max_workers": 8, "pipelining": False, "env_file": str(tmp_path / "app.env"),
-            "secrets": {f"S{i:02d}": f"{base}/s{i:02d}#value" for i in range(PATHS)},
+            "token": token, "env_file": str(tmp_path / "app.env"),
+            "secrets": {f"S{i:02d}": f"{base}/s{i:02d}#value" for i in range(PATHS)}, **options,
         })
-        total = relay.connections
+        return result, relay.connections
+
+
+def test_read_connections_opened_ahead_are_used_over_tls(tmp_path):
+    result, total = _read_over_tls(tmp_path, max_workers=8, pipelining=False)
     assert not result.get("failed"), result.get("msg")
     assert result["stats"]["requests"] == PATHS
     # Seven opened ahead (the token needs no login) and at most one more for the eighth reader: none replaced.
@@ -152,23 +157,7 @@ def test_reads_are_pipelined_on_the_logins_connection(vault, tmp_path):
 
 
 def test_pipelined_reads_over_tls_use_one_connection(tmp_path):
-    assert vault_sh("start", "tls").returncode == 0
-    env = _script_env("tls")
-    token = Path(env["VELOCITY_VAULT_TOKEN_FILE"]).read_text().strip()
-    from ansible_collections.velocity.platform.plugins.module_utils.vault.client import VaultClient, VaultConnection
-    from ansible_collections.velocity.platform.plugins.module_utils.vault.kv import write_kv
-
-    base = f"velocity/pipe-{uuid.uuid4().hex[:8]}"
-    with VaultClient(VaultConnection(url=env["VAULT_ADDR"], ca_cert=env["VAULT_CACERT"]), token=token) as admin:
-        for i in range(PATHS):
-            write_kv(admin, "secret", f"{base}/s{i:02d}", {"value": f"v{i}"})
-    with Relay(urlsplit(env["VAULT_ADDR"]).port) as relay:
-        result, _ = run_module(tmp_path, "velocity.platform.vault_secrets", {
-            "url": f"https://127.0.0.1:{relay.port}", "ca_cert": env["VAULT_CACERT"], "auth_method": "token",
-            "token": token, "env_file": str(tmp_path / "app.env"),
-            "secrets": {f"S{i:02d}": f"{base}/s{i:02d}#value" for i in range(PATHS)},
-        })
-        total = relay.connections
+    result, total = _read_over_tls(tmp_path)
     assert not result.get("failed"), result.get("msg")
     assert _env_file(tmp_path / "app.env") == {f"S{i:02d}": f"v{i}" for i in range(PATHS)}
     assert result["stats"]["requests"] == PATHS
