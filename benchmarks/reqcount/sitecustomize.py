@@ -1,8 +1,8 @@
 """Request counter for the benchmarks: on PYTHONPATH, every Python process (ansible-playbook and the
 modules it starts) appends one line per HTTP request urllib3 sends to $VELOCITY_BENCH_REQLOG.
 
-Both sides of a comparison (our modules and the anchors) talk to the API server through the
-kubernetes client and urllib3, so this counts their round trips alike, and nothing else on the
+Both sides of a comparison (our modules and the anchors) talk to the API server through urllib3
+(the anchors through the kubernetes client, which uses it), so this counts their round trips alike, and nothing else on the
 machine (the CI run sharing the API server) gets into the count."""
 
 import os

@@ -106,7 +106,7 @@ def test_failed_presync_hook_fails_fast_and_leaves_the_workload_alone(client, na
 
 def test_field_manager_conflict_names_field_and_manager_and_changes_nothing(client, namespace):
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": namespace}, "data": {"k": "1"}}
-    other = K8sClient(client.api_client, field_manager="someone-else")
+    other = K8sClient(client.endpoint, field_manager="someone-else")
     other.apply(cm)
     mine = dict(cm, data={"k": "2"})
     with pytest.raises(DeployFailed) as failure:

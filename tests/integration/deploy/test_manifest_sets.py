@@ -102,7 +102,7 @@ def test_objects_managed_by_argo_cd_are_refused_naming_the_application(client, t
         "name": "tracked", "namespace": ns,
         "annotations": {"argocd.argoproj.io/tracking-id": "shop:/ConfigMap:%s/tracked" % ns}}, "data": {"k": "argo"}}
     client.apply(by_tracking)
-    argo = K8sClient(client.api_client, field_manager="argocd-controller")
+    argo = K8sClient(client.endpoint, field_manager="argocd-controller")
     by_manager = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
         "name": "owned", "namespace": ns, "labels": {"app.kubernetes.io/instance": "billing"}}, "data": {"k": "argo"}}
     argo.apply(by_manager)

@@ -17,7 +17,7 @@ description:
     C(kubernetes.core.k8s_info) answers); without, it lists the kind, narrowed by namespace, label and field
     selectors.
   - One task instead of one C(kubernetes.core.k8s_info) task per read; each task pays for a module start and the
-    Kubernetes client's import and discovery. The pipeline's verify stage reads its release (four reads) this way
+    discovery of the kinds it reads. The pipeline's verify stage reads its release (four reads) this way
     in about 1 s, where four C(kubernetes.core.k8s_info) tasks took about 11 s on the same machine.
   - B(Secret values are never returned.) A Secret (C(v1)) comes back with its keys, each value in C(data) and
     C(stringData) replaced by V(<redacted>), and without the C(kubectl.kubernetes.io/last-applied-configuration)
@@ -76,7 +76,7 @@ attributes:
     description: Nothing to show; it never changes anything.
     support: none
   platform:
-    description: Runs where the kubernetes Python client can reach the API server.
+    description: Runs where it can reach the API server (the controller for C(localhost)).
     support: full
     platforms: posix
 seealso:

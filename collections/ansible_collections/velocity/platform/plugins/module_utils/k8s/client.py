@@ -1,50 +1,40 @@
 # -*- coding: utf-8 -*-
 # Copyright: Velocity platform team
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One ApiClient and one DynamicClient (lazy, cached discovery) per task, and the few
-calls the deploy modules make: get, server-side apply (optionally dry-run), create,
-delete, list. API errors become K8sApiError with a readable message; field-manager
-conflicts are parsed into (field, manager) pairs."""
+"""The Kubernetes API as the deploy modules use it: get, list, server-side apply (optionally
+dry-run), create, delete and JSON patch, objects in and out as plain dicts, over one urllib3
+pool per task (kept-alive connections, PARALLEL_REQUESTS of them at once), with discovery
+looked up lazily per group-version and cached for the task. API errors become K8sApiError
+with a readable message; field-manager conflicts are parsed into (field, manager) pairs.
+
+The connection comes from the task's options, a kubeconfig (read here: server, CA, client
+certificate, token or basic auth, tls-server-name, proxy-url, insecure-skip-tls-verify), or
+the in-cluster service account. Only a kubeconfig whose user runs an ``exec`` or
+``auth-provider`` plugin, or a KUBECONFIG that names several files, is loaded through the
+official kubernetes client's loader (which runs those plugins); the requests still go out
+here. So a task does not import the kubernetes client library (some 0.3-0.5 s) unless it
+needs it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
-import sys
+import shutil
+import ssl
+import tempfile
+import threading
+from urllib.parse import quote, urlencode, urlsplit
 
-# kubernetes.dynamic imports kubernetes_validate when it is installed, for DynamicClient.validate() only,
-# which this collection never calls; its jsonschema format checkers cost about a second per task to import.
-# Hide it while kubernetes loads (the library falls back as if it were absent), then unhide it.
-_HIDE_VALIDATE = "kubernetes_validate" not in sys.modules
-if _HIDE_VALIDATE:
-    sys.modules["kubernetes_validate"] = None
 try:
-    from kubernetes import client as k8s_client_lib
-    from kubernetes import config as k8s_config
-    from kubernetes.client.rest import ApiException
-    from kubernetes.dynamic import DynamicClient
-    from kubernetes.dynamic.discovery import LazyDiscoverer
-    from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+    import urllib3
 
-    HAS_K8S = True
-    K8S_IMPORT_ERROR = None
+    HAS_URLLIB3 = True
+    URLLIB3_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported by the module
-    HAS_K8S = False
-    K8S_IMPORT_ERROR = exc
-
-    # Stand-ins so the except clauses below stay distinct; the module fails before any call without the library.
-    class ApiException(Exception):  # pylint: disable=function-redefined
-        pass
-
-    class DynamicApiError(Exception):  # pylint: disable=function-redefined
-        pass
-
-    class ResourceNotFoundError(Exception):  # pylint: disable=function-redefined
-        pass
-finally:
-    if _HIDE_VALIDATE and sys.modules.get("kubernetes_validate", True) is None:
-        del sys.modules["kubernetes_validate"]
+    HAS_URLLIB3 = False
+    URLLIB3_IMPORT_ERROR = exc
 
 from ansible_collections.velocity.platform.plugins.module_utils.k8s.objects import ref
 
@@ -95,12 +85,12 @@ def connection_options(params, environ=None):
 
 def k8s_module(argument_spec, **kwargs):
     """The AnsibleModule of a Kubernetes module: its own options plus CONNECTION_OPTIONS, and a
-    clear failure when the kubernetes client is missing. Every Kubernetes module starts here."""
+    clear failure when urllib3 is missing. Every Kubernetes module starts here."""
     from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
     module = AnsibleModule(argument_spec=dict(argument_spec, **CONNECTION_OPTIONS), **kwargs)
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(K8S_IMPORT_ERROR))
+    if not HAS_URLLIB3:
+        module.fail_json(msg=missing_required_lib("urllib3"), exception=str(URLLIB3_IMPORT_ERROR))
     return module
 
 
@@ -185,84 +175,333 @@ def api_error(exc, action, obj_ref):
     return K8sApiError(text, status=status, reason=reason, conflicts=conflicts, causes=causes)
 
 
-def build_api_client(kubeconfig=None, context=None, host=None, api_key=None, validate_certs=None, ca_cert=None):
-    """ApiClient from explicit host/token, a kubeconfig, or the in-cluster service account."""
-    if host:
-        configuration = k8s_client_lib.Configuration()
-        configuration.host = host
-        if api_key:
-            configuration.api_key = {"authorization": "Bearer " + api_key}
-    else:
-        configuration = k8s_client_lib.Configuration()
-        try:
-            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-        except Exception as exc:  # the loader raises ConfigException, TypeError or OSError on bad files
-            if kubeconfig or context:
-                where = " context " + context if context else ""
-                raise ConnectionError_(f"cannot load kubeconfig {kubeconfig or '(default)'}{where}: {exc}") from None
-            try:
-                k8s_config.load_incluster_config(client_configuration=configuration)
-            except Exception:
-                raise ConnectionError_(f"no kubeconfig found ({exc}) and not running in a cluster: set kubeconfig "
-                                       "or the KUBECONFIG environment variable") from None
-        if api_key:
-            configuration.api_key = {"authorization": "Bearer " + api_key}
-    # Room for the concurrent requests of manifest_apply (k8s/apply.py), each on its own kept-alive connection.
-    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, PARALLEL_REQUESTS)
-    if validate_certs is not None:
-        configuration.verify_ssl = validate_certs
-    if ca_cert:
-        configuration.ssl_ca_cert = ca_cert
-    return k8s_client_lib.ApiClient(configuration)
+class ApiStatusError(Exception):
+    """The API server answered with an error status; parse_status and api_error read it."""
+
+    def __init__(self, status, reason, body):
+        super().__init__(f"HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.body = body
 
 
 REQUEST_TIMEOUT = 60
+IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+class Endpoint:
+    """Where the API server is and how to authenticate to it: what a request needs, nothing more."""
+
+    def __init__(self, host, verify=True, ca_file=None, ca_data=None, cert_file=None, key_file=None, cert_data=None,
+                 key_data=None, token=None, basic=None, server_name=None, proxy=None):
+        self.host = host.rstrip("/")
+        self.verify = verify
+        self.ca_file, self.ca_data = ca_file, ca_data
+        self.cert_file, self.key_file, self.cert_data, self.key_data = cert_file, key_file, cert_data, key_data
+        self.token = token
+        self.basic = basic
+        self.server_name = server_name
+        self.proxy = proxy
+
+
+def _decode(value, what):
+    try:
+        return base64.b64decode(value, validate=False).decode("ascii")
+    except (ValueError, UnicodeDecodeError, TypeError):
+        raise ConnectionError_(f"{what} is not base64-encoded PEM") from None
+
+
+def _section(config, kind, name, path):
+    """The named entry of a kubeconfig list (clusters, users, contexts)."""
+    for entry in config.get(kind + "s") or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return entry.get(kind) or {}
+    raise ConnectionError_(f"{kind} {name!r} is not among the {kind}s in {path}")
+
+
+def read_kubeconfig(path, context=None):
+    """An Endpoint from a kubeconfig file, or None when its user needs the kubernetes client's
+    loader (an exec or auth-provider plugin). Relative file paths are taken from the file's folder."""
+    import yaml
+
+    with open(path, "rb") as handle:
+        config = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
+    if not isinstance(config, dict):
+        raise ConnectionError_("it is not a kubeconfig (no mapping at the top)")
+    name = context or config.get("current-context")
+    if not name:
+        raise ConnectionError_("it has no current-context: set context")
+    ctx = _section(config, "context", name, path)
+    cluster = _section(config, "cluster", ctx.get("cluster"), path)
+    user = _section(config, "user", ctx.get("user"), path) if ctx.get("user") else {}
+    if user.get("exec") or user.get("auth-provider"):
+        return None
+    if not cluster.get("server"):
+        raise ConnectionError_(f"cluster {ctx.get('cluster')!r} has no server")
+    base = os.path.dirname(os.path.abspath(path))
+
+    def file_of(entry, field):
+        value = entry.get(field)
+        return os.path.join(base, os.path.expanduser(value)) if value else None
+
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        with open(file_of(user, "tokenFile"), encoding="utf-8") as handle:
+            token = handle.read().strip()
+    basic = f"{user['username']}:{user.get('password', '')}" if user.get("username") and not token else None
+    return Endpoint(
+        cluster["server"],
+        verify=not cluster.get("insecure-skip-tls-verify", False),
+        ca_file=file_of(cluster, "certificate-authority"),
+        ca_data=_decode(cluster["certificate-authority-data"], "certificate-authority-data")
+        if cluster.get("certificate-authority-data") else None,
+        cert_file=file_of(user, "client-certificate"),
+        key_file=file_of(user, "client-key"),
+        cert_data=_decode(user["client-certificate-data"], "client-certificate-data")
+        if user.get("client-certificate-data") else None,
+        key_data=_decode(user["client-key-data"], "client-key-data") if user.get("client-key-data") else None,
+        token=token, basic=basic, server_name=cluster.get("tls-server-name"), proxy=cluster.get("proxy-url"))
+
+
+def in_cluster_endpoint():
+    """The pod's service account, as every in-cluster client finds it."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    token_file = os.path.join(IN_CLUSTER_DIR, "token")
+    if not host or not port or not os.path.isfile(token_file):
+        raise ConnectionError_("not running in a cluster")
+    with open(token_file, encoding="utf-8") as handle:
+        token = handle.read().strip()
+    host = f"[{host}]" if ":" in host else host
+    return Endpoint(f"https://{host}:{port}", ca_file=os.path.join(IN_CLUSTER_DIR, "ca.crt"), token=token)
+
+
+def library_endpoint(kubeconfig, context):
+    """The kubernetes client's own loader, for what read_kubeconfig leaves to it (exec and auth-provider
+    plugins, several files in KUBECONFIG): it runs the plugin; the Endpoint takes the result."""
+    import sys
+
+    # kubernetes imports kubernetes_validate when it is installed, for DynamicClient.validate() only, which
+    # this collection never calls; its jsonschema format checkers cost about a second. Hide it meanwhile.
+    hide = "kubernetes_validate" not in sys.modules
+    if hide:
+        sys.modules["kubernetes_validate"] = None
+    try:
+        from kubernetes import client as k8s_client_lib
+        from kubernetes import config as k8s_config
+    except ImportError:
+        raise ConnectionError_("this kubeconfig's user authenticates with an exec or auth-provider plugin, which "
+                               "needs the kubernetes Python client to run: install it (pip install kubernetes), or "
+                               "use a kubeconfig with a token or client certificate") from None
+    finally:
+        if hide and sys.modules.get("kubernetes_validate", True) is None:
+            del sys.modules["kubernetes_validate"]
+    configuration = k8s_client_lib.Configuration()
+    k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    token = (configuration.api_key or {}).get("authorization", "")
+    return Endpoint(configuration.host, verify=configuration.verify_ssl, ca_file=configuration.ssl_ca_cert,
+                    cert_file=configuration.cert_file, key_file=configuration.key_file,
+                    token=token[len("Bearer "):] if token.startswith("Bearer ") else None,
+                    server_name=getattr(configuration, "tls_server_name", None), proxy=configuration.proxy)
+
+
+def resolve_endpoint(kubeconfig=None, context=None, host=None, api_key=None, validate_certs=None, ca_cert=None,
+                     environ=None):
+    """The Endpoint of a task: explicit host and token, a kubeconfig, or the in-cluster service account."""
+    environ = os.environ if environ is None else environ
+    if host:
+        endpoint = Endpoint(host)
+    else:
+        path = kubeconfig or environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        try:
+            if os.pathsep in path:  # several files merged: the library's loader knows how
+                endpoint = library_endpoint(path, context)
+            else:
+                endpoint = read_kubeconfig(path, context) or library_endpoint(path, context)
+        except Exception as exc:  # unreadable, not YAML, missing context, the library's ConfigException
+            if kubeconfig or context:
+                where = " context " + context if context else ""
+                raise ConnectionError_(f"cannot load kubeconfig {kubeconfig or path}{where}: {exc}") from None
+            try:
+                endpoint = in_cluster_endpoint()
+            except (ConnectionError_, OSError):
+                raise ConnectionError_(f"no kubeconfig found ({exc}) and not running in a cluster: set kubeconfig "
+                                       "or the KUBECONFIG environment variable") from None
+    if api_key:
+        endpoint.token, endpoint.basic = api_key, None
+    if validate_certs is not None:
+        endpoint.verify = validate_certs
+    if ca_cert:
+        endpoint.ca_file, endpoint.ca_data = ca_cert, None
+    return endpoint
+
+
+def tls_context(endpoint):
+    """An SSLContext with exactly the endpoint's trust and client certificate (system CAs only when
+    the endpoint names no CA). Certificate data is written to a private folder just long enough to load."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not endpoint.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif endpoint.ca_file or endpoint.ca_data:
+        context.load_verify_locations(cafile=endpoint.ca_file, cadata=endpoint.ca_data)
+    else:
+        context.load_default_certs()
+    if endpoint.cert_data or endpoint.key_data:
+        folder = tempfile.mkdtemp(prefix="velocity-k8s-")
+        try:
+            cert_file = endpoint.cert_file
+            key_file = endpoint.key_file
+            if endpoint.cert_data:
+                cert_file = os.path.join(folder, "client.crt")
+                _write_private(cert_file, endpoint.cert_data)
+            if endpoint.key_data:
+                key_file = os.path.join(folder, "client.key")
+                _write_private(key_file, endpoint.key_data)
+            context.load_cert_chain(cert_file, key_file)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    elif endpoint.cert_file:
+        context.load_cert_chain(endpoint.cert_file, endpoint.key_file)
+    return context
+
+
+def _write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text)
+
+
+class Resource:
+    """One kind as discovery lists it."""
+
+    def __init__(self, api_version, entry):
+        self.api_version = api_version
+        self.kind = entry["kind"]
+        self.name = entry["name"]
+        self.namespaced = bool(entry.get("namespaced"))
+        self.base = ("/api/" if "/" not in api_version else "/apis/") + api_version
+
+    def path(self, namespace=None, name=None):
+        parts = [self.base]
+        if self.namespaced and namespace:
+            parts.append("namespaces/" + quote(namespace, safe=""))
+        parts.append(self.name)
+        if name:
+            parts.append(quote(name, safe=""))
+        return "/".join(parts)
 
 
 class K8sClient:
-    """Thin wrapper over DynamicClient: objects in and out as plain dicts."""
+    """The calls the deploy modules make, objects in and out as plain dicts."""
 
-    def __init__(self, api_client, field_manager=FIELD_MANAGER, request_timeout=REQUEST_TIMEOUT):
-        self.api_client = api_client
+    def __init__(self, endpoint, field_manager=FIELD_MANAGER, request_timeout=REQUEST_TIMEOUT):
+        if not HAS_URLLIB3:
+            raise K8sApiError(f"the Python library urllib3 is needed to reach the Kubernetes API: {URLLIB3_IMPORT_ERROR}")
+        self.endpoint = endpoint
+        self.host = endpoint.host
         self.field_manager = field_manager
         # Every call has a deadline: an API server that stops answering fails the task instead of hanging it.
-        self.request_timeout = request_timeout
-        try:
-            self.dynamic = DynamicClient(api_client, discoverer=LazyDiscoverer)
-        except (ApiException, DynamicApiError) as exc:
-            raise K8sApiError(f"cannot reach the Kubernetes API at {api_client.configuration.host}: "
-                              f"{parse_status(exc)[0]}", status=getattr(exc, "status", None)) from None
-        except Exception as exc:  # urllib3 connection errors, TLS errors
-            raise K8sApiError(f"cannot reach the Kubernetes API at {api_client.configuration.host}: {exc}",
-                              unreachable=True) from None
+        self.timeout = urllib3.Timeout(total=request_timeout)
+        scheme = urlsplit(endpoint.host).scheme
+        if scheme not in ("http", "https"):
+            raise K8sApiError(f"the API server address {endpoint.host!r} is not an http(s) URL: set host or the "
+                              "kubeconfig's cluster server to https://<address>:<port>")
+        headers = {"Accept": "application/json", "User-Agent": "velocity.platform"}
+        if endpoint.token:
+            headers["Authorization"] = "Bearer " + endpoint.token
+        elif endpoint.basic:
+            headers.update(urllib3.make_headers(basic_auth=endpoint.basic))
+        self.headers = headers
+        # Room for the concurrent requests of manifest_apply (k8s/apply.py), each on its own kept-alive connection.
+        pool = dict(num_pools=4, maxsize=PARALLEL_REQUESTS)
+        if scheme == "https":
+            try:
+                pool["ssl_context"] = tls_context(endpoint)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise K8sApiError(f"cannot set up TLS for the Kubernetes API at {endpoint.host}: {exc}") from None
+            pool["cert_reqs"] = "CERT_REQUIRED" if endpoint.verify else "CERT_NONE"
+            if endpoint.server_name:
+                pool["server_hostname"] = endpoint.server_name
+            if not endpoint.verify:
+                pool["assert_hostname"] = False
+        self.http = urllib3.ProxyManager(endpoint.proxy, **pool) if endpoint.proxy else urllib3.PoolManager(**pool)
+        self._discovery = {}
         self._resources = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_params(cls, params, field_manager=FIELD_MANAGER):
         try:
-            return cls(build_api_client(**connection_options(params)), field_manager=field_manager)
+            return cls(resolve_endpoint(**connection_options(params)), field_manager=field_manager)
         except ConnectionError_ as exc:
             raise K8sApiError(str(exc)) from None
 
     def close(self):
         try:
-            self.api_client.close()
+            self.http.clear()
         except Exception:  # noqa: S110 - closing is best effort, the task result is already decided
             pass
 
+    # -- transport -------------------------------------------------------------------------------------
+
+    def request(self, method, path, query=None, body=None, content_type="application/json"):
+        """(status, decoded JSON body or None); raises urllib3's errors when no answer comes."""
+        url = self.host + path + ("?" + urlencode(query) if query else "")
+        headers = self.headers
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers = dict(headers, **{"Content-Type": content_type})
+        if not self.endpoint.verify:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                response = self.http.request(method, url, body=data, headers=headers, timeout=self.timeout)
+        else:
+            response = self.http.request(method, url, body=data, headers=headers, timeout=self.timeout)
+        return response.status, response.reason, response.data
+
+    def call(self, action, obj_ref, method, path, query=None, body=None, content_type="application/json",
+             missing_ok=False):
+        """The decoded answer of one request; 404 gives None when missing_ok; other errors raise K8sApiError."""
+        try:
+            status, reason, data = self.request(method, path, query, body, content_type)
+        except Exception as exc:  # refused, reset, TLS, timeouts: urllib3's errors
+            raise self.unreachable(f"{action} of {obj_ref}", exc) from None
+        if status == 404 and missing_ok:
+            return None
+        if status >= 400:
+            raise api_error(ApiStatusError(status, reason, data.decode("utf-8", "replace")), action, obj_ref)
+        try:
+            return json.loads(data) if data else {}
+        except ValueError:
+            raise K8sApiError(f"{obj_ref}: {action} got an answer that is not JSON (HTTP {status}) from "
+                              f"{self.host}: is this the Kubernetes API?") from None
+
+    def unreachable(self, what, exc):
+        reason = getattr(exc, "reason", None) or exc  # MaxRetryError carries the real cause
+        return K8sApiError(f"{what} failed: cannot reach the Kubernetes API at {self.host}: {reason}",
+                           unreachable=True)
+
+    # -- discovery -------------------------------------------------------------------------------------
+
     def resource(self, api_version, kind):
         cache_key = (api_version, kind)
-        if cache_key not in self._resources:
-            try:
-                self._resources[cache_key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
-            except ResourceNotFoundError:
-                raise K8sApiError(f"the API server does not serve kind {kind} in {api_version} (is the CRD "
-                                  "installed, is the apiVersion right?)") from None
-            except (ApiException, DynamicApiError) as exc:
-                raise api_error(exc, "discovery", f"{api_version} {kind}") from None
-            except Exception as exc:  # connection refused, TLS, timeouts
-                raise self.unreachable(f"discovery of {api_version} {kind}", exc) from None
-        return self._resources[cache_key]
+        with self._lock:
+            if cache_key in self._resources:
+                return self._resources[cache_key]
+            if api_version not in self._discovery:
+                base = ("/api/" if "/" not in api_version else "/apis/") + api_version
+                doc = self.call("discovery", f"{api_version} {kind}", "GET", base, missing_ok=True)
+                self._discovery[api_version] = doc
+            doc = self._discovery[api_version]
+            for entry in (doc or {}).get("resources") or []:
+                if entry.get("kind") == kind and "/" not in entry.get("name", "/"):
+                    self._resources[cache_key] = Resource(api_version, entry)
+                    return self._resources[cache_key]
+        raise K8sApiError(f"the API server does not serve kind {kind} in {api_version} (is the CRD "
+                          "installed, is the apiVersion right?)")
 
     def serves(self, api_version, kind):
         """Whether discovery lists the kind now (False for a CRD's kind before it is established)."""
@@ -276,37 +515,18 @@ class K8sClient:
 
     def forget_discovery(self):
         """Drop cached discovery so kinds that a CRD just added are found."""
-        self.dynamic.resources.invalidate_cache()
-        self._resources = {}
-
-    def unreachable(self, what, exc):
-        return K8sApiError(f"{what} failed: cannot reach the Kubernetes API at "
-                           f"{self.api_client.configuration.host}: {exc}", unreachable=True)
+        with self._lock:
+            self._discovery = {}
+            self._resources = {}
 
     def namespaced(self, obj):
         return self.resource(obj["apiVersion"], obj["kind"]).namespaced
 
-    def _call(self, action, obj_ref, func, *args, **kwargs):
-        kwargs.setdefault("_request_timeout", self.request_timeout)
-        try:
-            result = func(*args, **kwargs)
-        except (ApiException, DynamicApiError) as exc:
-            raise api_error(exc, action, obj_ref) from None
-        except Exception as exc:  # connection refused, TLS, timeouts
-            raise self.unreachable(f"{action} of {obj_ref}", exc) from None
-        return result.to_dict() if hasattr(result, "to_dict") else result
+    # -- calls -----------------------------------------------------------------------------------------
 
     def get(self, api_version, kind, name, namespace=None):
         res = self.resource(api_version, kind)
-        try:
-            return self.dynamic.get(res, name=name, namespace=namespace,
-                                    _request_timeout=self.request_timeout).to_dict()
-        except (ApiException, DynamicApiError) as exc:
-            if getattr(exc, "status", None) == 404:
-                return None
-            raise api_error(exc, "get", f"{kind} {namespace or ''}/{name}") from None
-        except Exception as exc:  # connection refused, TLS, timeouts
-            raise self.unreachable(f"get of {kind} {namespace or ''}/{name}", exc) from None
+        return self.call("get", f"{kind} {namespace or ''}/{name}", "GET", res.path(namespace, name), missing_ok=True)
 
     def get_obj(self, obj):
         meta = obj["metadata"]
@@ -314,44 +534,41 @@ class K8sClient:
 
     def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None):
         res = self.resource(api_version, kind)
-        result = self._call("list", f"{kind} in {namespace or 'cluster'}", self.dynamic.get, res,
-                            namespace=namespace, label_selector=label_selector, field_selector=field_selector)
+        query = {}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        result = self.call("list", f"{kind} in {namespace or 'cluster'}", "GET", res.path(namespace), query)
         return result.get("items") or []
 
     def apply(self, obj, dry_run=False, force=False):
         res = self.resource(obj["apiVersion"], obj["kind"])
-        kwargs = dict(field_manager=self.field_manager, force_conflicts=bool(force))
+        meta = obj["metadata"]
+        query = {"fieldManager": self.field_manager, "force": "true" if force else "false"}
         if dry_run:
-            kwargs["dry_run"] = "All"
-        return self._call("server-side dry run" if dry_run else "server-side apply", ref(obj),
-                          self.dynamic.server_side_apply, res, body=obj,
-                          namespace=obj["metadata"].get("namespace"), **kwargs)
+            query["dryRun"] = "All"
+        return self.call("server-side dry run" if dry_run else "server-side apply", ref(obj), "PATCH",
+                         res.path(meta.get("namespace"), meta["name"]), query, obj,
+                         content_type="application/apply-patch+yaml")
 
     def create(self, obj, dry_run=False):
         res = self.resource(obj["apiVersion"], obj["kind"])
-        kwargs = dict(field_manager=self.field_manager)
+        query = {"fieldManager": self.field_manager}
         if dry_run:
-            kwargs["dry_run"] = "All"
-        return self._call("dry-run create" if dry_run else "create", ref(obj), self.dynamic.create, res, body=obj,
-                          namespace=obj["metadata"].get("namespace"), **kwargs)
+            query["dryRun"] = "All"
+        return self.call("dry-run create" if dry_run else "create", ref(obj), "POST",
+                         res.path(obj["metadata"].get("namespace")), query, obj)
 
     def delete(self, obj, propagation="Background"):
         res = self.resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        try:
-            self.dynamic.delete(res, name=meta["name"], namespace=meta.get("namespace"), propagation_policy=propagation,
-                                _request_timeout=self.request_timeout)
-        except (ApiException, DynamicApiError) as exc:
-            if getattr(exc, "status", None) == 404:
-                return False
-            raise api_error(exc, "delete", ref(obj)) from None
-        except Exception as exc:  # connection refused, TLS, timeouts
-            raise self.unreachable(f"delete of {ref(obj)}", exc) from None
-        return True
+        result = self.call("delete", ref(obj), "DELETE", res.path(meta.get("namespace"), meta["name"]),
+                           {"propagationPolicy": propagation}, missing_ok=True)
+        return result is not None
 
     def json_patch(self, obj, patch):
         res = self.resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        return self._call("patch", ref(obj), self.dynamic.patch, res, body=patch, name=meta["name"],
-                          namespace=meta.get("namespace"), content_type="application/json-patch+json",
-                          field_manager=self.field_manager)
+        return self.call("patch", ref(obj), "PATCH", res.path(meta.get("namespace"), meta["name"]),
+                         {"fieldManager": self.field_manager}, patch, content_type="application/json-patch+json")
