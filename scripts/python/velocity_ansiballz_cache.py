@@ -155,19 +155,21 @@ def _store(entry, data):
 
 
 _COLLECTION_FINDER = "ansible.utils.collection_loader._collection_finder"
+_MODULE_COMMON = "ansible.executor.module_common"
 
 
 class _CollectionLoaderHook:
-    """A meta path finder that answers for nothing: it notices when Ansible's collection loader module is about
-    to be imported and has it loaded by a loader that, once the module has run, gives it the cache."""
+    """A meta path finder that answers for nothing: it notices when one of the Ansible modules it patches
+    (the collection loader, the AnsiballZ builder) is about to be imported and has it loaded by a loader
+    that, once the module has run, gives it the cache."""
 
-    done = False
+    done = set()
 
     @classmethod
     def find_spec(cls, fullname, path=None, target=None):
-        if cls.done or fullname != _COLLECTION_FINDER:
+        if fullname not in _PATCHES or fullname in cls.done:
             return None
-        cls.done = True
+        cls.done.add(fullname)
         import importlib.machinery
 
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
@@ -190,7 +192,7 @@ class _PatchingLoader:
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        _patch_collection_loader(module)
+        _PATCHES[module.__name__](module)
 
 
 def _patch_collection_loader(module):
@@ -217,6 +219,121 @@ def _patch_collection_loader(module):
     base.get_code = get_code
 
 
+# -- the AnsiballZ builder's import scan -----------------------------------------------------------------------
+#
+# To build a module's AnsiballZ payload, ansible-playbook parses the module and every module_util it imports
+# into a full syntax tree (module_common._compile_module_ast), only to find their imports
+# (ModuleDepFinder), in every task of every run: for velocity.platform.manifest_apply some 70 files and
+# 0.13 s of parsing per task. What the scan reads of a tree is small: the import statements, each either at
+# the top of the module (required) or nested anywhere (optional), and a top-level METADATA assignment. The
+# patched _compile_module_ast keeps that skeleton in the cache, keyed by the source, the Python version and
+# the ansible-core version, and rebuilds a tree holding just those statements: same imports, same
+# required/optional split, so the scan finds the same files. A module with METADATA, a file that does not
+# parse (its error is Ansible's own) or anything unexpected takes the full parse.
+
+_SKELETON_HEADER = b"VELOCITY-ANSIBALLZ-SKELETON-1\n"
+
+
+def _import_statements(tree):
+    """[(top_level, node)] for every Import/ImportFrom that ModuleDepFinder visits (through list fields only)."""
+    import ast
+
+    found = []
+
+    def walk(node):
+        for _field, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, (ast.Import, ast.ImportFrom)):
+                        found.append((node is tree, item))
+                    elif isinstance(item, ast.AST):
+                        walk(item)
+
+    walk(tree)
+    return found
+
+
+def _skeleton_of(tree):
+    """A marshal-able description of the imports, or None when the tree has what only a full parse serves."""
+    import ast
+
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "METADATA" for t in node.targets):
+            return None
+    out = []
+    for top, node in _import_statements(tree):
+        names = tuple((alias.name, alias.asname) for alias in node.names)
+        if isinstance(node, ast.Import):
+            out.append((top, "import", None, 0, names))
+        else:
+            out.append((top, "from", node.module, node.level, names))
+    return tuple(out)
+
+
+def _tree_of(skeleton):
+    import ast
+
+    top, nested = [], []
+    for is_top, kind, module, level, names in skeleton:
+        aliases = [ast.alias(name=name, asname=asname) for name, asname in names]
+        node = ast.Import(names=aliases) if kind == "import" else ast.ImportFrom(module=module, names=aliases,
+                                                                                   level=level)
+        (top if is_top else nested).append(node)
+    if nested:
+        # Nested imports are optional to the scan because their parent is not the module: one If holds them all.
+        top.append(ast.If(test=ast.Constant(value=True), body=nested, orelse=[]))
+    return ast.Module(body=top, type_ignores=[])
+
+
+def _patch_module_common(module):
+    """Give module_common._compile_module_ast the skeleton cache; any surprise leaves it as it is."""
+    original = getattr(module, "_compile_module_ast", None)
+    if original is None or not hasattr(module, "ModuleDepFinder"):
+        return
+    try:
+        from ansible.release import __version__ as ansible_version
+    except ImportError:
+        return
+
+    def _compile_module_ast(module_name, source_code):
+        if not CachingZipImporter.cache_usable():
+            return original(module_name, source_code)
+        try:
+            source = source_code.encode("utf-8", "surrogateescape") if isinstance(source_code, str) else bytes(source_code)
+        except (TypeError, ValueError):
+            return original(module_name, source_code)
+        import hashlib
+        import marshal
+
+        digest = hashlib.sha256()
+        for part in (_SKELETON_HEADER, sys.version.encode(), ansible_version.encode(), source):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        key = digest.hexdigest()
+        entry = os.path.join(CachingZipImporter.cache_dir, key[:2], key[2:] + ".skel")
+        try:
+            with open(entry, "rb") as handle:
+                data = handle.read()
+            if data.startswith(_SKELETON_HEADER + key.encode() + b"\n"):
+                # Trusted as the venv's own files are: an entry this user wrote into a directory only it can write.
+                return _tree_of(marshal.loads(data[len(_SKELETON_HEADER) + len(key) + 1 :]))  # noqa: S302
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+        tree = original(module_name, source_code)  # raises Ansible's own error for a file that does not parse
+        try:
+            skeleton = _skeleton_of(tree)
+        except Exception:  # an unexpected tree: used as it is, not cached
+            return tree
+        if skeleton is not None:
+            _store(entry, _SKELETON_HEADER + key.encode() + b"\n" + marshal.dumps(skeleton))
+        return tree
+
+    module._compile_module_ast = _compile_module_ast
+
+
+_PATCHES = {_COLLECTION_FINDER: _patch_collection_loader, _MODULE_COMMON: _patch_module_common}
+
+
 def install(default_dir=None):
     """Put CachingZipImporter in place of zipimporter in sys.path_hooks.
 
@@ -229,7 +346,7 @@ def install(default_dir=None):
     # Only an absolute path moves the cache: a module's working directory is whatever the task's is.
     CachingZipImporter.cache_dir = setting if os.path.isabs(setting) else default_dir
     CachingZipImporter._checked = False
-    if _CollectionLoaderHook not in sys.meta_path and _COLLECTION_FINDER not in sys.modules:
+    if _CollectionLoaderHook not in sys.meta_path and not all(name in sys.modules for name in _PATCHES):
         sys.meta_path.insert(0, _CollectionLoaderHook)
     hooks = sys.path_hooks
     for index, hook in enumerate(hooks):

@@ -233,3 +233,126 @@ def test_the_collection_loader_compiles_a_plugin_once_then_reads_the_cache(tmp_p
     changed = run_collection_child(root, cache)
     assert changed["answer"] == 43 and changed["compiled"] == [str(helper)]
     assert len(entries(cache)) == 2
+
+
+# Runs in the child (the project's venv, where the .pth line installed the hook): the import scan of
+# ansible-playbook's AnsiballZ builder, as recursive_finder runs it, over real module and module_util sources
+# and a few made-up corner cases. It prints, per file, what ModuleDepFinder found in the tree that the
+# (patched) _compile_module_ast gave and in a full parse, and which files had a skeleton cached.
+SCAN_CHILD = """
+import ast, json, sys
+from ansible.executor import module_common
+paths = json.loads(sys.argv[1])
+out = {}
+for path in paths:
+    with open(path, "rb") as handle:
+        source = handle.read()
+    fqn = "ansible_collections.demo.scan.plugins.module_utils.sub.thing"
+    try:
+        tree = module_common._compile_module_ast(fqn, source)
+    except Exception as exc:
+        out[path] = {"error": type(exc).__name__}
+        continue
+    full = compile(source, path, "exec", ast.PyCF_ONLY_AST)
+    got, want = module_common.ModuleDepFinder(fqn, tree), module_common.ModuleDepFinder(fqn, full)
+    out[path] = {"same": [sorted(got.submodules) == sorted(want.submodules),
+                          sorted(got.optional_imports) == sorted(want.optional_imports)],
+                 "submodules": len(want.submodules), "optional": len(want.optional_imports),
+                 "skeleton": tree is not full and len(tree.body) != len(full.body)}
+print(json.dumps(out))
+"""
+
+CORNER_CASES = {
+    "nested.py": (
+        "from __future__ import annotations\n"
+        "import os\n"
+        "from ansible.module_utils.basic import AnsibleModule\n"
+        "from ..other import helper\n"
+        "from . import sibling\n"
+        "try:\n"
+        "    from ansible.module_utils.six import _six\n"
+        "    import ansible_collections.demo.scan.plugins.module_utils.optional_one\n"
+        "except ImportError:\n"
+        "    from ansible.module_utils.common.text import converters\n"
+        "def later():\n"
+        "    from ansible_collections.demo.scan.plugins.module_utils.lazy import thing\n"
+        "    class Inner:\n"
+        "        import ansible.module_utils.urls as urls\n"
+        "    return thing\n"
+        "with open(__file__) as handle:\n"
+        "    from ansible.module_utils.common import validation\n"
+    ),
+    "metadata.py": "METADATA = '''schema_version: 1'''\nfrom ansible.module_utils.basic import AnsibleModule\n",
+    "broken.py": "from ansible.module_utils.basic import (\n",
+}
+
+
+def run_scan_child(paths: list[str], cache_dir: Path) -> dict:
+    env = {**os.environ, "VELOCITY_ANSIBALLZ_CACHE": str(cache_dir)}
+    result = subprocess.run([sys.executable, "-c", SCAN_CHILD, json.dumps(paths)], capture_output=True, text=True,
+                            env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_ansiballz_import_scan_finds_the_same_imports_from_the_cached_skeleton(tmp_path):
+    """ansible-playbook parses every module_util into a full tree to find its imports, in every task; with the
+    hook, the second time only the imports are read back, and the scan finds exactly what the full parse finds
+    (required and optional alike). A file with METADATA is not cached, a file that does not parse fails as
+    Ansible fails it, every time."""
+    collection = ROOT / "collections" / "ansible_collections" / "velocity" / "platform" / "plugins"
+    import ansible.module_utils.basic as basic
+
+    real = [*sorted(str(p) for p in (collection / "module_utils").rglob("*.py")),
+            str(collection / "modules" / "manifest_apply.py"), str(collection / "modules" / "vault_secrets.py"),
+            basic.__file__]
+    for name, text in CORNER_CASES.items():
+        (tmp_path / name).write_text(text)
+    paths = real + [str(tmp_path / name) for name in CORNER_CASES]
+    cache = tmp_path / "cache"
+    first = run_scan_child(paths, cache)
+    assert not any(entry.get("skeleton") for entry in first.values())  # nothing cached yet: full trees
+    skeletons = sorted(cache.rglob("*.skel"))
+    assert len(skeletons) == len(paths) - 2  # all but METADATA and the broken file
+    second = run_scan_child(paths, cache)
+    for path in paths[:-2]:
+        assert second[path]["same"] == [True, True], path
+    assert all(second[path]["skeleton"] for path in paths[:-2])
+    nested = second[str(tmp_path / "nested.py")]
+    assert nested["submodules"] >= 8 and nested["optional"] >= 5  # the corner cases really exercise both kinds
+    assert second[str(tmp_path / "metadata.py")]["skeleton"] is False
+    assert first[str(tmp_path / "broken.py")] == second[str(tmp_path / "broken.py")] == {"error": "AnsibleError"}
+    assert sorted(cache.rglob("*.skel")) == skeletons
+
+
+def test_a_module_payload_holds_the_same_files_with_the_skeleton_cache(tmp_path):
+    """The AnsiballZ payload of a real module of ours, built by ansible-playbook with the cache off and then
+    twice with it (filled, then read): the same module_utils files every time."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - velocity.platform.manifest_apply:\n"
+        f"        kubeconfig: {tmp_path}/no-such-kubeconfig\n"
+        "        definitions: [{apiVersion: v1, kind: ConfigMap, metadata: {name: x}}]\n"
+        "      ignore_errors: true\n")
+    ansible_playbook = str(Path(sys.executable).parent / "ansible-playbook")
+    cache = tmp_path / "cache"
+
+    def payload_files(setting: str) -> list[str]:
+        remote = tmp_path / f"remote-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "VELOCITY_ANSIBALLZ_CACHE": setting, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+               "ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TMP": str(remote), "ANSIBLE_PIPELINING": "0"}
+        run = subprocess.run([ansible_playbook, str(playbook)], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300, check=False)
+        assert run.returncode == 0, run.stdout[-3000:]
+        [wrapper] = list(remote.rglob("AnsiballZ_manifest_apply.py"))
+        subprocess.run([sys.executable, str(wrapper), "explode"], cwd=wrapper.parent, check=True, capture_output=True,
+                       timeout=60)
+        debug = wrapper.parent / "debug_dir"
+        return sorted(str(p.relative_to(debug)) for p in debug.rglob("*.py"))
+
+    without = payload_files("0")
+    assert "ansible_collections/velocity/platform/plugins/module_utils/k8s/client.py" in without
+    assert payload_files(str(cache)) == without
+    assert len(list(cache.rglob("*.skel"))) > 20
+    assert payload_files(str(cache)) == without
