@@ -225,7 +225,7 @@ def read_kubeconfig(path, context=None):
     import yaml
 
     with open(path, "rb") as handle:
-        config = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
+        config = yaml.safe_load(handle)
     if not isinstance(config, dict):
         raise ConnectionError_("it is not a kubeconfig (no mapping at the top)")
     name = context or config.get("current-context")
