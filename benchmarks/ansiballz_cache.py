@@ -3,8 +3,9 @@
 
 Every Ansible task that runs a module starts a Python process that imports the module and its
 module_utils from a zip, and Python compiles all of that source again in each task; ansible-playbook
-itself compiles the collection's action and callback plugins from source in every run. The project's
-venv keeps the compiled code of both in a content-addressed cache (VELOCITY_ANSIBALLZ_CACHE=0 turns it off).
+itself compiles the collection's action and callback plugins from source in every run, and parses every
+module_util a module imports to pack it. The project's venv keeps the compiled code of both, and the import
+statements the packing looks for, in a content-addressed cache (VELOCITY_ANSIBALLZ_CACHE=0 turns it off).
 Side by side, alternating (on, off, off, on, ...) in one run:
 
   modules: a generated playbook of MODULE_TASKS tasks of real modules (ansible.builtin.ping and stat,
@@ -76,7 +77,9 @@ def render(r: dict) -> str:
         "every task; `scripts/venv.sh` installs a content-addressed cache of the compiled code into the venv "
         "(`scripts/python/velocity_ansiballz_cache.py`, off with `VELOCITY_ANSIBALLZ_CACHE=0`). The same cache "
         "also holds what Ansible's collection loader compiles in ansible-playbook itself (the collection's action "
-        "and callback plugins and the module_utils they import, compiled from source in every run). On and off "
+        "and callback plugins and the module_utils they import, compiled from source in every run), and, per source "
+        "file, the import statements that ansible-playbook's AnsiballZ builder looks for when it packs a module "
+        "(it parsed the module and every module_util into a full syntax tree in every task to find them). On and off "
         f"alternating, {r['settings']['reps']} repetition(s) each, warm cache. **modules** = a playbook of "
         f"{MODULE_TASKS} module tasks (ping, stat, velocity.platform.k8s_read against the local API server); "
         "**site** = the warm `playbooks/site.yml` (nothing to change). CPU = user + system seconds of "

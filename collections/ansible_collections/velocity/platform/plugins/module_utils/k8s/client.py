@@ -424,6 +424,11 @@ class K8sClient:
                 pool["server_hostname"] = endpoint.server_name
             if not endpoint.verify:
                 pool["assert_hostname"] = False
+                # Verification is off because the task said so: no warning per request (set once, for the process;
+                # warnings.catch_warnings around each request would not be safe with the concurrent requests).
+                import warnings
+
+                warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         self.http = urllib3.ProxyManager(endpoint.proxy, **pool) if endpoint.proxy else urllib3.PoolManager(**pool)
         self._discovery = {}
         self._resources = {}
@@ -452,14 +457,7 @@ class K8sClient:
         if body is not None:
             data = json.dumps(body).encode("utf-8")
             headers = dict(headers, **{"Content-Type": content_type})
-        if not self.endpoint.verify:
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                response = self.http.request(method, url, body=data, headers=headers, timeout=self.timeout)
-        else:
-            response = self.http.request(method, url, body=data, headers=headers, timeout=self.timeout)
+        response = self.http.request(method, url, body=data, headers=headers, timeout=self.timeout)
         return response.status, response.reason, response.data
 
     def call(self, action, obj_ref, method, path, query=None, body=None, content_type="application/json",
