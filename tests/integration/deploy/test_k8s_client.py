@@ -34,6 +34,15 @@ def _write(tmp_path, name, config):
     return str(path)
 
 
+def _default_namespace(tmp_path, name, config):
+    """Reads Namespace default through a client made from `config` written as kubeconfig `name`."""
+    client = K8sClient.from_params({"kubeconfig": _write(tmp_path, name, config)})
+    try:
+        return client.get("v1", "Namespace", "default")["metadata"]["name"]
+    finally:
+        client.close()
+
+
 def test_a_task_with_a_certificate_kubeconfig_never_imports_the_kubernetes_library(k8s_cluster, tmp_path):
     script = textwrap.dedent(f"""
         import json, sys
@@ -60,11 +69,7 @@ def test_tls_server_name_and_the_ca_are_what_verifies_the_server(k8s_cluster, tm
     cluster = config["clusters"][0]["cluster"]
     # "kubernetes" is a SAN of the API server's certificate, "not-the-apiserver" is not.
     cluster["tls-server-name"] = "kubernetes"
-    good = K8sClient.from_params({"kubeconfig": _write(tmp_path, "good", config)})
-    try:
-        assert good.get("v1", "Namespace", "default")["metadata"]["name"] == "default"
-    finally:
-        good.close()
+    assert _default_namespace(tmp_path, "good", config) == "default"
 
     cluster["tls-server-name"] = "not-the-apiserver"
     wrong_name = K8sClient.from_params({"kubeconfig": _write(tmp_path, "wrong-name", config)})
@@ -76,11 +81,7 @@ def test_tls_server_name_and_the_ca_are_what_verifies_the_server(k8s_cluster, tm
     # Skipping verification is what insecure-skip-tls-verify says (the wrong name no longer matters).
     cluster["insecure-skip-tls-verify"] = True
     cluster.pop("certificate-authority-data")
-    insecure = K8sClient.from_params({"kubeconfig": _write(tmp_path, "insecure", config)})
-    try:
-        assert insecure.get("v1", "Namespace", "default")["metadata"]["name"] == "default"
-    finally:
-        insecure.close()
+    assert _default_namespace(tmp_path, "insecure", config) == "default"
 
     # Without the cluster's CA the system trust store does not know the server.
     cluster.pop("insecure-skip-tls-verify")
@@ -98,18 +99,13 @@ def test_certificate_files_named_relative_to_the_kubeconfig(k8s_cluster, tmp_pat
     cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
     certs = tmp_path / "certs"
     certs.mkdir()
-    for field, name in (("certificate-authority-data", "ca.crt"),):
-        (certs / name).write_bytes(base64.b64decode(cluster.pop(field)))
+    (certs / "ca.crt").write_bytes(base64.b64decode(cluster.pop("certificate-authority-data")))
     (certs / "admin.crt").write_bytes(base64.b64decode(user.pop("client-certificate-data")))
     (certs / "admin.key").write_bytes(base64.b64decode(user.pop("client-key-data")))
     cluster["certificate-authority"] = "certs/ca.crt"
     user["client-certificate"] = "certs/admin.crt"
     user["client-key"] = "certs/admin.key"
-    client = K8sClient.from_params({"kubeconfig": _write(tmp_path, "files", config)})
-    try:
-        assert client.get("v1", "Namespace", "default")["metadata"]["name"] == "default"
-    finally:
-        client.close()
+    assert _default_namespace(tmp_path, "files", config) == "default"
 
 
 def test_an_exec_plugin_user_goes_through_the_library_loader(k8s_cluster, tmp_path):
@@ -125,11 +121,7 @@ def test_an_exec_plugin_user_goes_through_the_library_loader(k8s_cluster, tmp_pa
     plugin.chmod(stat.S_IRWXU)
     user["exec"] = {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin),
                     "interactiveMode": "Never"}
-    client = K8sClient.from_params({"kubeconfig": _write(tmp_path, "exec", config)})
-    try:
-        assert client.get("v1", "Namespace", "default")["metadata"]["name"] == "default"
-    finally:
-        client.close()
+    assert _default_namespace(tmp_path, "exec", config) == "default"
     assert "kubernetes.config" in sys.modules  # the plugin was run by the library's loader
 
 
