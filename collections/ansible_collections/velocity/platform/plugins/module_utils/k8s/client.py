@@ -225,7 +225,14 @@ def read_kubeconfig(path, context=None):
     import yaml
 
     with open(path, "rb") as handle:
-        config = yaml.safe_load(handle)
+        try:
+            config = yaml.safe_load(handle)
+        except yaml.YAMLError as exc:
+            # Position and problem only: PyYAML's own message quotes the offending line, which may hold a token.
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ConnectionError_(f"it is not valid YAML{where}: {getattr(exc, 'problem', None) or 'parse error'}") \
+                from None
     if not isinstance(config, dict):
         raise ConnectionError_("it is not a kubeconfig (no mapping at the top)")
     name = context or config.get("current-context")
