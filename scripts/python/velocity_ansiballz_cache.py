@@ -25,7 +25,10 @@ filters) from source, in every run, and never keeps bytecode. install() also
 puts a meta path finder in front that waits for that loader module to be
 imported and then gives its ``get_code`` the same content-addressed cache (the
 key uses the file's path on disk): on this project's machine 15 ms of compiling
-per ansible-playbook run that uses velocity.platform.vault_secrets.
+per ansible-playbook run that uses velocity.platform.vault_secrets. And it keeps, per source file, the
+import statements that ansible-playbook's AnsiballZ builder (``ansible.executor.module_common``) parses
+every module and module_util into a full syntax tree to find, in every task (see "the AnsiballZ
+builder's import scan" below).
 
 The cache is used only if its directory belongs to the user and nobody else can
 write to it. Every failure of the cache (unwritable directory, truncated or
