@@ -89,3 +89,21 @@ def test_no_kubeconfig_and_no_cluster_says_what_to_set(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(ConnectionError_, match=r"no kubeconfig found .* and not running in a cluster: set kubeconfig"):
         resolve_endpoint(environ={"KUBECONFIG": str(tmp_path / "absent")})
+
+
+def test_without_a_kubeconfig_a_pod_uses_its_service_account(tmp_path, monkeypatch):
+    """The AWX-in-a-pod case (faked: this machine's tasks do not run in a pod): token and CA from the service
+    account folder, the API server from the variables every pod gets; IPv6 addresses bracketed."""
+    from ansible_collections.velocity.platform.plugins.module_utils.k8s import client
+
+    (tmp_path / "token").write_text("sa-token\n")
+    (tmp_path / "ca.crt").write_text(CA_PEM)
+    monkeypatch.setattr(client, "IN_CLUSTER_DIR", str(tmp_path))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    endpoint = resolve_endpoint(environ={"KUBECONFIG": str(tmp_path / "absent")})
+    assert (endpoint.host, endpoint.token, endpoint.ca_file) == ("https://[fd00::1]:443", "sa-token",
+                                                                 str(tmp_path / "ca.crt"))
+    # A kubeconfig the task names is never silently replaced by the service account.
+    with pytest.raises(ConnectionError_, match="cannot load kubeconfig"):
+        resolve_endpoint(kubeconfig=str(tmp_path / "absent"), environ={})
