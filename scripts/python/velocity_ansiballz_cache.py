@@ -109,26 +109,12 @@ class CachingZipImporter(zipimport.zipimporter):
 
 
 def _cached_code(cache_dir, path, inner, source):
-    import hashlib
     import importlib.util
-    import marshal
 
     source = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    digest = hashlib.sha256()
-    for part in (importlib.util.MAGIC_NUMBER, str(sys.flags.optimize).encode(), inner.encode(), source):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    key = digest.hexdigest()
-    entry = os.path.join(cache_dir, key[:2], key[2:] + ".pyc")
-    code = None
-    try:
-        with open(entry, "rb") as handle:
-            data = handle.read()
-        if data.startswith(_HEADER + key.encode() + b"\n"):
-            # Trusted as the venv's own files are: an entry this user wrote into a directory only it can write.
-            code = marshal.loads(data[len(_HEADER) + len(key) + 1 :])  # noqa: S302
-    except (OSError, EOFError, ValueError, TypeError):
-        code = None
+    key, entry = _entry(cache_dir, (importlib.util.MAGIC_NUMBER, str(sys.flags.optimize).encode(), inner.encode(),
+                                    source), ".pyc")
+    code = _load(entry, _HEADER, key)
     if code is not None and hasattr(code, "co_filename"):
         # The entry was compiled in another task's temporary directory: name this task's file in tracebacks.
         fix = getattr(__import__("_imp"), "_fix_co_filename", None)
@@ -136,8 +122,41 @@ def _cached_code(cache_dir, path, inner, source):
             fix(code, path)
             return code
     code = compile(source, path, "exec", dont_inherit=True)
-    _store(entry, _HEADER + key.encode() + b"\n" + marshal.dumps(code))
+    _save(entry, _HEADER, key, code)
     return code
+
+
+def _entry(cache_dir, parts, suffix):
+    """(key, path) of the cache entry for ``parts``: SHA-256 over each part with its length."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    key = digest.hexdigest()
+    return key, os.path.join(cache_dir, key[:2], key[2:] + suffix)
+
+
+def _load(entry, header, key):
+    """The object stored in ``entry`` under ``header`` and ``key``, or None (missing, truncated, corrupt)."""
+    import marshal
+
+    try:
+        with open(entry, "rb") as handle:
+            data = handle.read()
+        if data.startswith(header + key.encode() + b"\n"):
+            # Trusted as the venv's own files are: an entry this user wrote into a directory only it can write.
+            return marshal.loads(data[len(header) + len(key) + 1 :])  # noqa: S302
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    return None
+
+
+def _save(entry, header, key, value):
+    import marshal
+
+    _store(entry, header + key.encode() + b"\n" + marshal.dumps(value))
 
 
 def _store(entry, data):
@@ -305,30 +324,21 @@ def _patch_module_common(module):
             source = source_code.encode("utf-8", "surrogateescape") if isinstance(source_code, str) else bytes(source_code)
         except (TypeError, ValueError):
             return original(module_name, source_code)
-        import hashlib
-        import marshal
-
-        digest = hashlib.sha256()
-        for part in (_SKELETON_HEADER, sys.version.encode(), ansible_version.encode(), source):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
-        key = digest.hexdigest()
-        entry = os.path.join(CachingZipImporter.cache_dir, key[:2], key[2:] + ".skel")
-        try:
-            with open(entry, "rb") as handle:
-                data = handle.read()
-            if data.startswith(_SKELETON_HEADER + key.encode() + b"\n"):
-                # Trusted as the venv's own files are: an entry this user wrote into a directory only it can write.
-                return _tree_of(marshal.loads(data[len(_SKELETON_HEADER) + len(key) + 1 :]))  # noqa: S302
-        except (OSError, EOFError, ValueError, TypeError):
-            pass
+        key, entry = _entry(CachingZipImporter.cache_dir,
+                            (_SKELETON_HEADER, sys.version.encode(), ansible_version.encode(), source), ".skel")
+        skeleton = _load(entry, _SKELETON_HEADER, key)
+        if skeleton is not None:
+            try:
+                return _tree_of(skeleton)
+            except (TypeError, ValueError):  # an entry of another shape: parsed again and rewritten below
+                pass
         tree = original(module_name, source_code)  # raises Ansible's own error for a file that does not parse
         try:
             skeleton = _skeleton_of(tree)
         except Exception:  # an unexpected tree: used as it is, not cached
             return tree
         if skeleton is not None:
-            _store(entry, _SKELETON_HEADER + key.encode() + b"\n" + marshal.dumps(skeleton))
+            _save(entry, _SKELETON_HEADER, key, skeleton)
         return tree
 
     module._compile_module_ast = _compile_module_ast

@@ -5,6 +5,7 @@ through the library's loader (which runs the plugin) and still works."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -93,8 +94,6 @@ def test_tls_server_name_and_the_ca_are_what_verifies_the_server(k8s_cluster, tm
 
 
 def test_certificate_files_named_relative_to_the_kubeconfig(k8s_cluster, tmp_path):
-    import base64
-
     config = _config(k8s_cluster.kubeconfig)
     cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
     certs = tmp_path / "certs"
@@ -111,8 +110,6 @@ def test_certificate_files_named_relative_to_the_kubeconfig(k8s_cluster, tmp_pat
 def test_an_exec_plugin_user_goes_through_the_library_loader(k8s_cluster, tmp_path):
     config = _config(k8s_cluster.kubeconfig)
     user = config["users"][0]["user"]
-    import base64
-
     credential = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {
         "clientCertificateData": base64.b64decode(user.pop("client-certificate-data")).decode(),
         "clientKeyData": base64.b64decode(user.pop("client-key-data")).decode()}}

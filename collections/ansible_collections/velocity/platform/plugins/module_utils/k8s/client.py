@@ -378,6 +378,11 @@ def _write_private(path, text):
         handle.write(text)
 
 
+def group_version_path(api_version):
+    """'v1' -> '/api/v1' (the core group), 'apps/v1' -> '/apis/apps/v1'."""
+    return ("/api/" if "/" not in api_version else "/apis/") + api_version
+
+
 class Resource:
     """One kind as discovery lists it."""
 
@@ -386,7 +391,7 @@ class Resource:
         self.kind = entry["kind"]
         self.name = entry["name"]
         self.namespaced = bool(entry.get("namespaced"))
-        self.base = ("/api/" if "/" not in api_version else "/apis/") + api_version
+        self.base = group_version_path(api_version)
 
     def path(self, namespace=None, name=None):
         parts = [self.base]
@@ -457,7 +462,7 @@ class K8sClient:
     # -- transport -------------------------------------------------------------------------------------
 
     def request(self, method, path, query=None, body=None, content_type="application/json"):
-        """(status, decoded JSON body or None); raises urllib3's errors when no answer comes."""
+        """(status, reason, raw body) of one request; raises urllib3's errors when no answer comes."""
         url = self.host + path + ("?" + urlencode(query) if query else "")
         headers = self.headers
         data = None
@@ -497,8 +502,8 @@ class K8sClient:
             if cache_key in self._resources:
                 return self._resources[cache_key]
             if api_version not in self._discovery:
-                base = ("/api/" if "/" not in api_version else "/apis/") + api_version
-                doc = self.call("discovery", f"{api_version} {kind}", "GET", base, missing_ok=True)
+                doc = self.call("discovery", f"{api_version} {kind}", "GET", group_version_path(api_version),
+                                missing_ok=True)
                 self._discovery[api_version] = doc
             doc = self._discovery[api_version]
             for entry in (doc or {}).get("resources") or []:
