@@ -4,7 +4,8 @@
 Three Gunicorn servers with the same workers and settings, logging to a file as a
 container's stdout would: LOG_REQUESTS=true, LOG_REQUESTS=false, and a second
 LOG_REQUESTS=false server as a control (the difference between the two servers that do
-the same work is the measurement's own noise). wrk drives a fixed closed-loop load
+the same work is the measurement's own noise). With --baseline REV a fourth server runs
+the app as it was at that git revision, logging on, beside them (before and after a change). wrk drives a fixed closed-loop load
 (same connections and threads) from a second process on loopback, going through the
 servers in each repetition, the order reversed every other one, so that drift in the
 machine's load hits all alike.
@@ -14,7 +15,7 @@ loop (same fields as a request to the trivial endpoint, two secret values config
 unbuffered file as the sink), repetitions interleaved; with --baseline REV, logs.py as it was
 at that git revision is timed the same way beside it (before and after a change).
 
-    benchmarks/logging_overhead.py [--duration 10] [--reps 5] [--connections 16] [--path /healthz] [--baseline REV]
+    benchmarks/logging_overhead.py [--duration 5] [--reps 12] [--connections 16] [--path /healthz] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, fmt, free_port, machine, service_env, summary, write_result
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-FULL_ARGS = ["--duration", "10", "--reps", "6"]
+FULL_ARGS = ["--duration", "5", "--reps", "12"]
 BASELINE = True  # run_all.py passes --baseline REV
 SMOKE_ARGS = ["--duration", "1", "--reps", "1", "--lines", "200", "--line-reps", "2"]
 
@@ -95,17 +96,18 @@ VARIANTS = {
     "logging_off": {"LOG_REQUESTS": "false"},
     "logging_off_control": {"LOG_REQUESTS": "false"},
 }
-COMPARED = ("logging_on", "logging_off_control")
+COMPARED = ("logging_on", "logging_on_baseline", "logging_off_control")
 
 
-def start_server(url: str, variant: str, workers: int, logdir: Path) -> tuple[subprocess.Popen, int, Path]:
+def start_server(url: str, variant: str, settings: dict[str, str], workers: int,
+                 logdir: Path) -> tuple[subprocess.Popen, int, Path]:
     port = free_port()
     log = logdir / f"gunicorn-{variant}.log"
     env = {
         **os.environ,
         "SECRET_KEY": "benchmark-only-secret-key-000000",
         "DATABASE_URL": url,
-        **VARIANTS[variant],
+        **settings,
         # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads wrk's connections over the
         # workers alike on every server. On one shared socket one worker now and then took every connection, and
         # that repetition ran at a third of the rate with twice the CPU per request: noise far above the effect.
@@ -162,6 +164,7 @@ LABELS = {
     "logging_on": "logging on",
     "logging_off": "logging off",
     "logging_off_control": "logging off, second server (control)",
+    "logging_on_baseline": "logging on, the app at `{base}` (before)",
 }
 
 
@@ -196,7 +199,7 @@ def render(r: dict) -> str:
     rows = []
     for name in names:
         v = r["variants"][name]
-        rows.append(f"| {LABELS[name]} | {fmt(v['cpu_us_per_request'])} | {fmt(v['rps'], digits=0)} | "
+        rows.append(f"| {LABELS[name].format(base=base)} | {fmt(v['cpu_us_per_request'])} | {fmt(v['rps'], digits=0)} | "
                     f"{fmt(v['p50_ms'], digits=2)} | {fmt(v['p99_ms'], digits=2)} | {v['errors']} |")
     overhead_lines = []
     for name in COMPARED:
@@ -204,7 +207,7 @@ def render(r: dict) -> str:
             continue
         o, best = _overheads(r, name)
         overhead_lines.append(
-            f"- {LABELS[name]}: CPU per request **{o['cpu_per_request']:+.1f}%** (medians), "
+            f"- {LABELS[name].format(base=base)}: CPU per request **{o['cpu_per_request']:+.1f}%** (medians), "
             f"**{best['cpu_per_request']:+.1f}%** (best repetitions); throughput {o['throughput']:+.1f}%, "
             f"p50 {o['p50']:+.1f}%, p99 {o['p99']:+.1f}%.")
     goal = goal_list(r)[0]
@@ -238,13 +241,20 @@ def render(r: dict) -> str:
         f"Goal (issue 17): {goal['goal']}: {goal['figure']} — {'met' if goal['met'] else 'NOT met'}.",
         "",
         ("Each request writes one JSON line with one write system call, unbuffered, so a worker killed with SIGKILL "
-         "loses no line of a request it answered; the line is rendered directly with orjson (context read in one "
-         "pass, the date formatted once a second, secrets searched for in the rendered line, the field-by-field "
-         "scrub only when one is there) rather than through structlog's generic chain. Inside the busy server the "
-         "line costs several times what it costs in the hot loop: no single function grows in a `perf` profile of "
-         "the workers, everything runs a little slower. Writing the lines in batches from a background thread "
-         "was tried (issue 17's closing note of 2026-12-04) and measured worse: more CPU per request, not less, "
-         "and a p99 four times longer, since the writer thread holds the GIL while it renders a batch."),
+         "loses no line of a request it answered; the line is rendered directly with orjson rather than through "
+         "structlog's generic chain (structlog's context variables read from its own registry instead of walking "
+         "every variable of the request thread's context, the date formatted once a second, secrets searched for "
+         "in the rendered line, the field-by-field scrub only when one is there). Inside the busy server the line "
+         "costs several times what it costs in the hot loop. Where that goes was measured on 2026-12-05 with "
+         "temporary variants of logs.py, each a server beside logging off in one run (8 × 4 s; not part of this "
+         "benchmark), CPU per request, medians: rendering the line and not writing it +4.1%, writing a fixed line "
+         "without rendering one +3.1%, both (the shipped line then) +8.1%, rendering and holding the lines for one "
+         "write per 32 +5.9%, and a plain Python loop of 16 µs (hot) +4.6%. The 4 µs render costs inside a busy "
+         "worker what 16 µs of plain bytecode does, and the write system call, which hands the GIL to another "
+         "thread, about as much again. Holding the lines would save about 2 points (within one run's noise: the "
+         "control server moves by 2-4%) at the price of losing up to 31 lines when a worker is killed, so they stay "
+         "unbuffered. Writing batches from a background thread was tried (2026-12-04) and measured worse: more CPU "
+         "per request and a p99 four times longer, since that thread held the GIL while it rendered."),
     ])
 
 
@@ -255,6 +265,10 @@ def goal_list(r: dict) -> list[dict]:
     if "logging_off_control" in r["variants"]:
         control = _overheads(r, "logging_off_control")[0]
         figure += f", control {control['cpu_per_request']:+.1f}%"
+    if "logging_on_baseline" in r["variants"]:
+        b_med, b_best = _overheads(r, "logging_on_baseline")
+        figure += (f"; the app at {r['settings'].get('baseline')} (before) {b_best['cpu_per_request']:+.1f}% "
+                   f"(medians {b_med['cpu_per_request']:+.1f}%)")
     lc = r.get("line_cost_us")
     if lc:
         off_cpu = r["variants"]["logging_off"]["cpu_us_per_request"]["median"]
@@ -266,8 +280,8 @@ def goal_list(r: dict) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions per variant")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--reps", type=int, default=12, help="repetitions per variant")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
@@ -280,7 +294,21 @@ def main() -> int:
     wrk = ensure_wrk()
     url = prepare_database()
     logdir = Path(tempfile.mkdtemp(prefix="velocity-bench-logging-"))
-    servers = {name: start_server(url, name, args.workers, logdir) for name in VARIANTS}
+    variants = dict(VARIANTS)
+    if args.baseline:
+        # The app's code as it was at REV, first on the server's import path.
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "app/src"], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(logdir)], input=archive, check=True)
+        src = logdir / "app" / "src"
+        variants["logging_on_baseline"] = {"LOG_REQUESTS": "true",
+                                           "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))}
+        found = subprocess.run([sys.executable, "-c", "import velocity_app; print(velocity_app.__file__)"],
+                               env={**os.environ, **variants["logging_on_baseline"]}, capture_output=True, text=True,
+                               check=True).stdout.strip()
+        if not Path(found).is_relative_to(src):
+            raise RuntimeError(f"the baseline server would import velocity_app from {found}, not from {src}")
+    servers = {name: start_server(url, name, settings, args.workers, logdir) for name, settings in variants.items()}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     try:
         for _proc, port, _log in servers.values():  # warm-up, not measured
@@ -333,7 +361,7 @@ def main() -> int:
     }
     off = result["variants"]["logging_off"]
     result["overhead_pct"], result["overhead_pct_best"] = {}, {}
-    for name in COMPARED:
+    for name in [n for n in COMPARED if n in result["variants"]]:
         on = result["variants"][name]
         result["overhead_pct"][name] = {
             "cpu_per_request": round(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import structlog
@@ -61,3 +64,45 @@ def test_the_timestamp_is_the_clock_in_utc(monkeypatch):
     assert logs._timestamp() == "2027-01-15T08:00:00.000042Z"
     monkeypatch.setattr(logs.time, "time_ns", lambda: 1_800_000_001_500_000_000)
     assert logs._timestamp() == "2027-01-15T08:00:01.500000Z"
+
+
+def test_the_context_read_from_structlogs_registry_is_what_structlog_itself_returns():
+    """The line reads structlog's own ContextVar registry (a private name); this pins it to the public API."""
+    assert logs._context_fields is logs._fields_from_registry  # this structlog has the registry
+    foreign = contextvars.ContextVar("not_structlog_request")
+
+    def both() -> list[dict]:
+        return [logs._fields_from_registry(), logs._fields_from_walk(), structlog.contextvars.get_contextvars()]
+
+    def in_fresh_context() -> list[list[dict]]:
+        seen = []
+        foreign.set("flask-like value")
+        structlog.contextvars.bind_contextvars(request_id="c1", method="GET", path="/x", user_id=7)
+        seen.append(both())
+        structlog.contextvars.unbind_contextvars("user_id")
+        seen.append(both())
+        structlog.contextvars.clear_contextvars()
+        seen.append(both())
+        structlog.contextvars.bind_contextvars(trace_id="ab" * 16)
+        seen.append(both())
+        return seen
+
+    for registry, walk, public in contextvars.copy_context().run(in_fresh_context):
+        assert registry == walk == public
+    assert [s[0] for s in contextvars.copy_context().run(in_fresh_context)] == [
+        {"request_id": "c1", "method": "GET", "path": "/x", "user_id": 7},
+        {"request_id": "c1", "method": "GET", "path": "/x"},
+        {},
+        {"trace_id": "ab" * 16},
+    ]
+
+
+def test_the_registry_is_read_live_when_logs_is_imported_before_anything_was_bound():
+    """In a fresh interpreter structlog's registry is empty when logs.py is imported: keys bound later are seen."""
+    code = (
+        "import structlog\n"
+        "from velocity_app import logs\n"
+        "structlog.contextvars.bind_contextvars(request_id='late-1', method='GET')\n"
+        "assert logs._context_fields() == {'request_id': 'late-1', 'method': 'GET'}, logs._context_fields()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

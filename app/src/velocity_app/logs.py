@@ -171,9 +171,24 @@ class _TextOverBytes:
         self._out.flush()
 
 
-def _context_fields() -> dict[str, Any]:
-    """structlog's context-local fields, as ``structlog.contextvars.get_contextvars``
-    returns them, in one pass over the context (it looks each variable up twice)."""
+def _fields_from_registry() -> dict[str, Any]:
+    """structlog's context-local fields, as ``structlog.contextvars.get_contextvars`` returns them.
+
+    structlog keeps one ContextVar per key it was ever given (``_CONTEXT_VARS``); reading just
+    those skips every other variable of a request thread's context (Flask's, Werkzeug's,
+    OpenTelemetry's), which get_contextvars walks twice. Unit tests compare the two, so a
+    structlog that changes this falls back to the full walk or fails a test, never drops a field.
+    """
+    fields = {}
+    for name, var in _STRUCTLOG_VARS.items():
+        value = var.get()
+        if value is not Ellipsis:
+            fields[name[_PREFIX_LEN:]] = value
+    return fields
+
+
+def _fields_from_walk() -> dict[str, Any]:
+    """The same, walking the whole context once: for a structlog without ``_CONTEXT_VARS``."""
     return {
         var.name[_PREFIX_LEN:]: value
         for var, value in contextvars.copy_context().items()
@@ -183,6 +198,9 @@ def _context_fields() -> dict[str, Any]:
 
 _PREFIX = structlog.contextvars.STRUCTLOG_KEY_PREFIX
 _PREFIX_LEN = len(_PREFIX)
+# The registry itself (structlog adds to it in place), not a copy: it is empty until the first bind.
+_STRUCTLOG_VARS: dict[str, contextvars.ContextVar[Any]] = getattr(structlog.contextvars, "_CONTEXT_VARS", None)  # type: ignore[assignment]
+_context_fields = _fields_from_registry if isinstance(_STRUCTLOG_VARS, dict) else _fields_from_walk
 # (whole second, "YYYY-MM-DDTHH:MM:SS"): formatting the date once a second, not per line. One tuple, replaced
 # whole and read once, so a request thread never pairs one second's number with another second's text.
 _SECOND: tuple[int, str] = (-1, "")
@@ -230,8 +248,9 @@ def emit_request_event(**fields: Any) -> None:
     if scrub:
         _REDACTOR(None, "info", event)
         line = orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE)
-    _SINK.write(line)
-    _SINK.flush()
+    target = _SINK.target
+    target.write(line)
+    target.flush()
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
