@@ -252,7 +252,7 @@ def render(r: dict) -> str:
          "write per 32 +5.9%, and a plain Python loop of 16 µs (hot) +4.6%. The 4 µs render costs inside a busy "
          "worker what 16 µs of plain bytecode does, and the write system call, which hands the GIL to another "
          "thread, about as much again. Holding the lines would save about 2 points (within one run's noise: the "
-         "control server moves by 2-4%) at the price of losing up to 31 lines when a worker is killed, so they stay "
+         "control server moves by 2-5%) at the price of losing up to 31 lines when a worker is killed, so they stay "
          "unbuffered. Writing batches from a background thread was tried (2026-12-04) and measured worse: more CPU "
          "per request and a p99 four times longer, since that thread held the GIL while it rendered."),
     ])
