@@ -4,11 +4,11 @@
 Three Gunicorn servers with the same workers and settings, logging to a file as a
 container's stdout would: LOG_REQUESTS=true, LOG_REQUESTS=false, and a second
 LOG_REQUESTS=false server as a control (the difference between the two servers that do
-the same work is the measurement's own noise). With --baseline REV a fourth server runs
-the app as it was at that git revision, logging on, beside them (before and after a change). wrk drives a fixed closed-loop load
-(same connections and threads) from a second process on loopback, going through the
-servers in each repetition, the order reversed every other one, so that drift in the
-machine's load hits all alike.
+the same work is the measurement's own noise). With --baseline REV a fourth server
+runs the app as it was at that git revision, logging on, beside them (before and after a
+change). wrk drives a fixed closed-loop load (same connections and threads) from a second
+process on loopback, going through the servers in each repetition, the order reversed
+every other one, so that drift in the machine's load hits all alike.
 
 Then the cost of one request line alone, in-process: ``emit_request_event`` called in a
 loop (same fields as a request to the trivial endpoint, two secret values configured, an
@@ -251,9 +251,9 @@ def render(r: dict) -> str:
          "without rendering one +3.1%, both (the shipped line then) +8.1%, rendering and holding the lines for one "
          "write per 32 +5.9%, and a plain Python loop of 16 µs (hot) +4.6%. The 4 µs render costs inside a busy "
          "worker what 16 µs of plain bytecode does, and the write system call, which hands the GIL to another "
-         "thread, about as much again. Holding the lines would save about 2 points (within one run's noise: the "
-         "control server moves by 2-5%) at the price of losing up to 31 lines when a worker is killed, so they stay "
-         "unbuffered. Writing batches from a background thread was tried (2026-12-04) and measured worse: more CPU "
+         "thread, about as much again. Holding the lines saved 1 to 2 points in those runs (0.8 in a 12 × 5 s run "
+         "beside the unbuffered line), within one run's noise (the control server moves by 2-5%), at the price of "
+         "losing up to 31 lines when a worker is killed, so they stay unbuffered. Writing batches from a background thread was tried (2026-12-04) and measured worse: more CPU "
          "per request and a p99 four times longer, since that thread held the GIL while it rendered."),
     ])
 
