@@ -9,6 +9,9 @@ stopping the shared server: `cut()` closes every open connection and refuses
 new ones. With `on_request`, the relay reads each plain-HTTP request head and
 calls `on_request(method, path, headers)` before forwarding it, so a test can
 change the world (revoke a token, say) between two requests of one task.
+Requests a client pipelines leave before the server has answered the earlier
+ones: `answered` counts the bytes the service has sent back, so a callback can
+wait with `wait_answered(more_than)` until an earlier request has been handled.
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ class Relay:
         self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
         self.open: list[socket.socket] = []
+        self.upstreams: set[socket.socket] = set()
         self.connections = 0
         self.requests: list[tuple[str, str]] = []
         self.cut_done = False
+        self.answered = 0  # bytes the service has sent back, all connections
+        self._answer = threading.Condition()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def __enter__(self) -> Relay:
@@ -60,20 +66,34 @@ class Relay:
                     continue
                 upstream = socket.create_connection(self.target)
                 self.open += [client, upstream]
+                self.upstreams.add(upstream)
                 self.connections += 1
             forward = self._http if self.on_request else self._copy
             threading.Thread(target=forward, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._copy, args=(upstream, client), daemon=True).start()
 
-    @staticmethod
-    def _copy(src: socket.socket, dst: socket.socket) -> None:
+    def _copy(self, src: socket.socket, dst: socket.socket) -> None:
+        """Copy one direction until either side closes; what comes from the service is counted."""
+        with self.lock:
+            answers = src in self.upstreams
         try:
             while data := src.recv(65536):
+                if answers:
+                    with self._answer:
+                        self.answered += len(data)
+                        self._answer.notify_all()
                 dst.sendall(data)
         except OSError:
             pass
         finally:
             _shutdown(src, dst)
+
+    def wait_answered(self, more_than: int, timeout: float = 10.0) -> int:
+        """Wait until the service has sent back more than ``more_than`` bytes in all; return the count."""
+        with self._answer:
+            if not self._answer.wait_for(lambda: self.answered > more_than, timeout):
+                raise TimeoutError(f"the service sent back nothing more than {more_than} bytes in {timeout}s")
+            return self.answered
 
     def _http(self, src: socket.socket, dst: socket.socket) -> None:
         """Forward requests one by one, calling on_request once each head is complete."""

@@ -131,7 +131,11 @@ def test_api_server_gone_mid_apply_reports_what_was_applied_and_a_rerun_finishes
 
 @pytest.mark.vault
 def test_vault_token_revoked_between_two_reads_leaves_the_outputs_as_they_were(tmp_path, vault, canary_secrets):
-    """AppRole login, the first KV read passes, then the token is revoked before the second read arrives."""
+    """AppRole login, the first KV read passes, then the token is revoked before the second read arrives.
+
+    The module pipelines its reads: the second read leaves before Vault has answered the first. So the relay
+    holds the second read until the first one's answer is on its way back (Vault has checked the token for it),
+    and only then revokes the token and lets the second read through."""
     path, values = canary_secrets
     second = f"velocity/canary2-{uuid.uuid4().hex[:8]}"
     vault.put_secret(second, {"other": "CANARY-second-" + uuid.uuid4().hex})
@@ -143,12 +147,16 @@ def test_vault_token_revoked_between_two_reads_leaves_the_outputs_as_they_were(t
 
     reads: list[str] = []
     revoked: list[str] = []
+    answered_before_first_read: list[int] = []
 
     def revoke_before_second_read(method: str, path_: str, headers: dict) -> None:
         if "/data/" not in path_:
             return
         reads.append(path_)
+        if len(reads) == 1:
+            answered_before_first_read.append(relay.answered)  # the login's answer, all of it
         if len(reads) == 2:
+            relay.wait_answered(more_than=answered_before_first_read[0])
             body = json.dumps({"token": headers["x-vault-token"]}).encode()
             req = urllib.request.Request(f"{vault.addr}/v1/auth/token/revoke", data=body, method="POST",
                                          headers={"X-Vault-Token": vault.root_token})

@@ -125,7 +125,7 @@ class HeldAnswersRelay(Relay):
 
     def _copy(self, src, dst) -> None:
         if src.getpeername()[1] != self.target[1]:
-            Relay._copy(src, dst)
+            super()._copy(src, dst)
             return
         try:
             while data := src.recv(65536):
@@ -203,7 +203,7 @@ class LateTicketsRelay(Relay):
 
     def _copy(self, src, dst) -> None:
         if src.getpeername()[1] != self.target[1]:
-            Relay._copy(src, dst)
+            super()._copy(src, dst)
             return
         first = True
         try:
