@@ -60,6 +60,11 @@ notes:
     and sends its requests over one urllib3 pool per task, so it does not load the kubernetes client library
     (some 0.15-0.4 s per task). A user with an C(exec) or C(auth-provider) plugin is loaded through that
     library's own loader, which runs the plugin; the requests still go out the same way.
+  - When the API server answers 401 to a token that can change while the task runs (it expired during a long
+    wait), the module fetches it again once and repeats the request - it reads the kubeconfig's C(tokenFile) or
+    the pod's service account token file again, or runs the C(exec)/C(auth-provider) plugin again. A token
+    given as O(api_key) or inline in the kubeconfig is not replaced; a second 401 fails the task. Client
+    certificates are not reloaded.
   - Discovery is looked up once per group-version and task, and cached for the task.
   - The module talks to the API from where it runs (the controller for C(localhost)).
   - Every connection option falls back to the environment variable that M(kubernetes.core.k8s) reads

@@ -13,7 +13,14 @@ the in-cluster service account. Only a kubeconfig whose user runs an ``exec`` or
 ``auth-provider`` plugin, or a KUBECONFIG that names several files, is loaded through the
 official kubernetes client's loader (which runs those plugins); the requests still go out
 here. So a task does not import the kubernetes client library (some 0.3-0.5 s) unless it
-needs it."""
+needs it.
+
+A bearer token that can change while a task runs is fetched again when the API server
+answers 401 (the token expired during a long wait): a kubeconfig's ``tokenFile`` and the
+service account's token file are read again (the kubelet rotates the latter), an ``exec`` or
+``auth-provider`` user is loaded again (its plugin runs again), and the refused request is
+sent once more with the new token. A token given as ``api_key`` or inline in the kubeconfig
+is what it is: a 401 then fails the task."""
 
 from __future__ import annotations
 
@@ -152,7 +159,7 @@ def _delete_hint(obj_ref):
     return f"kubectl {flag}delete {kind.lower()}/{short}"
 
 
-def api_error(exc, action, obj_ref):
+def api_error(exc, action, obj_ref, note=""):
     message, reason, causes = parse_status(exc)
     status = getattr(exc, "status", None)
     conflicts = parse_conflicts(causes) if status == 409 else []
@@ -168,8 +175,8 @@ def api_error(exc, action, obj_ref):
             text += ". These fields cannot change on a live object: keep their old values, give the object a new " \
                     f"name, or delete it first ({_delete_hint(obj_ref)}) and deploy again."
     elif status in (401, 403):
-        text = (f"{obj_ref}: {action} refused (HTTP {status}): {message}. Check the credentials and RBAC of the "
-                "kubeconfig user.")
+        text = (f"{obj_ref}: {action} refused (HTTP {status}): {message}.{note} Check the credentials and RBAC of "
+                "the kubeconfig user.")
     else:
         text = f"{obj_ref}: {action} failed (HTTP {status} {reason or ''}): {message}"
     return K8sApiError(text, status=status, reason=reason, conflicts=conflicts, causes=causes)
@@ -193,7 +200,7 @@ class Endpoint:
     """Where the API server is and how to authenticate to it: what a request needs, nothing more."""
 
     def __init__(self, host, verify=True, ca_file=None, ca_data=None, cert_file=None, key_file=None, cert_data=None,
-                 key_data=None, token=None, basic=None, server_name=None, proxy=None):
+                 key_data=None, token=None, basic=None, server_name=None, proxy=None, refresh=None):
         self.host = host.rstrip("/")
         self.verify = verify
         self.ca_file, self.ca_data = ca_file, ca_data
@@ -202,6 +209,14 @@ class Endpoint:
         self.basic = basic
         self.server_name = server_name
         self.proxy = proxy
+        # Where a fresh token comes from once this one is refused (None: nowhere). Called with no argument, it
+        # returns the token as its source holds it now, which may be the same one.
+        self.refresh = refresh
+
+
+def _token_from_file(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
 
 
 def _decode(value, what):
@@ -251,10 +266,13 @@ def read_kubeconfig(path, context=None):
         value = entry.get(field)
         return os.path.join(base, os.path.expanduser(value)) if value else None
 
-    token = user.get("token")
+    token, refresh = user.get("token"), None
     if not token and user.get("tokenFile"):
-        with open(file_of(user, "tokenFile"), encoding="utf-8") as handle:
-            token = handle.read().strip()
+        token_file = file_of(user, "tokenFile")
+        token = _token_from_file(token_file)
+
+        def refresh():
+            return _token_from_file(token_file)
     basic = f"{user['username']}:{user.get('password', '')}" if user.get("username") and not token else None
     return Endpoint(
         cluster["server"],
@@ -267,7 +285,8 @@ def read_kubeconfig(path, context=None):
         cert_data=_decode(user["client-certificate-data"], "client-certificate-data")
         if user.get("client-certificate-data") else None,
         key_data=_decode(user["client-key-data"], "client-key-data") if user.get("client-key-data") else None,
-        token=token, basic=basic, server_name=cluster.get("tls-server-name"), proxy=cluster.get("proxy-url"))
+        token=token, basic=basic, server_name=cluster.get("tls-server-name"), proxy=cluster.get("proxy-url"),
+        refresh=refresh)
 
 
 def in_cluster_endpoint():
@@ -276,10 +295,10 @@ def in_cluster_endpoint():
     token_file = os.path.join(IN_CLUSTER_DIR, "token")
     if not host or not port or not os.path.isfile(token_file):
         raise ConnectionError_("not running in a cluster")
-    with open(token_file, encoding="utf-8") as handle:
-        token = handle.read().strip()
+    token = _token_from_file(token_file)
     host = f"[{host}]" if ":" in host else host
-    return Endpoint(f"https://{host}:{port}", ca_file=os.path.join(IN_CLUSTER_DIR, "ca.crt"), token=token)
+    return Endpoint(f"https://{host}:{port}", ca_file=os.path.join(IN_CLUSTER_DIR, "ca.crt"), token=token,
+                    refresh=lambda: _token_from_file(token_file))  # the kubelet replaces the file before expiry
 
 
 def library_endpoint(kubeconfig, context):
@@ -304,11 +323,15 @@ def library_endpoint(kubeconfig, context):
             del sys.modules["kubernetes_validate"]
     configuration = k8s_client_lib.Configuration()
     k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-    token = (configuration.api_key or {}).get("authorization", "")
+    # The loader puts "Bearer <token>" under api_key "BearerToken" (kubernetes 36 and later), "authorization" before.
+    keys = configuration.api_key or {}
+    token = keys.get("BearerToken") or keys.get("authorization") or ""
+    token = token[len("Bearer "):] if token.startswith("Bearer ") else None
     return Endpoint(configuration.host, verify=configuration.verify_ssl, ca_file=configuration.ssl_ca_cert,
-                    cert_file=configuration.cert_file, key_file=configuration.key_file,
-                    token=token[len("Bearer "):] if token.startswith("Bearer ") else None,
-                    server_name=getattr(configuration, "tls_server_name", None), proxy=configuration.proxy)
+                    cert_file=configuration.cert_file, key_file=configuration.key_file, token=token,
+                    server_name=getattr(configuration, "tls_server_name", None), proxy=configuration.proxy,
+                    # loaded again, the plugin runs again and gives the token it would give now
+                    refresh=(lambda: library_endpoint(kubeconfig, context).token) if token else None)
 
 
 def resolve_endpoint(kubeconfig=None, context=None, host=None, api_key=None, validate_certs=None, ca_cert=None,
@@ -334,7 +357,7 @@ def resolve_endpoint(kubeconfig=None, context=None, host=None, api_key=None, val
                 raise ConnectionError_(f"no kubeconfig found ({exc}) and not running in a cluster: set kubeconfig "
                                        "or the KUBECONFIG environment variable") from None
     if api_key:
-        endpoint.token, endpoint.basic = api_key, None
+        endpoint.token, endpoint.basic, endpoint.refresh = api_key, None, None
     if validate_certs is not None:
         endpoint.verify = validate_certs
     if ca_cert:
@@ -445,6 +468,9 @@ class K8sClient:
         self._discovery = {}
         self._resources = {}
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self.token_refreshes = 0
+        self.refresh_failure = None
 
     @classmethod
     def from_params(cls, params, field_manager=FIELD_MANAGER):
@@ -462,15 +488,58 @@ class K8sClient:
     # -- transport -------------------------------------------------------------------------------------
 
     def request(self, method, path, query=None, body=None, content_type="application/json"):
-        """(status, reason, raw body) of one request; raises urllib3's errors when no answer comes."""
+        """(status, reason, raw body) of one request; raises urllib3's errors when no answer comes.
+
+        A 401 with a token that can be fetched again (see the module docstring) fetches it and sends the request
+        once more: the API server refuses a request with a bad token before acting on it, so it is safe to repeat.
+        """
         url = self.host + path + ("?" + urlencode(query) if query else "")
-        headers = self.headers
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers = dict(headers, **{"Content-Type": content_type})
-        response = self.http.request(method, url, body=data, headers=headers, timeout=self.timeout)
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+
+        def send():
+            headers = sent_with if body is None else dict(sent_with, **{"Content-Type": content_type})
+            return self.http.request(method, url, body=data, headers=headers, timeout=self.timeout)
+
+        sent_with = self.headers
+        response = send()
+        if response.status == 401 and self._fresh_token(sent_with):
+            sent_with = self.headers
+            response = send()
         return response.status, response.reason, response.data
+
+    def _token_note(self):
+        """What a 401's message adds about the token: whether a fresh one was tried."""
+        if self.endpoint.refresh is None:
+            return ""
+        if self.refresh_failure:
+            return f" The token was refused and {self.refresh_failure}."
+        return " The token was refused, and so was the one its source gives now (tokenFile, exec plugin or " \
+               "service account token)."
+
+    def _fresh_token(self, sent_with):
+        """After a 401: put a fresh token in the headers; whether it differs from the one ``sent_with`` had.
+
+        One refresh for the concurrent requests refused together: a request whose token was already replaced
+        retries with the replacement."""
+        refresh = self.endpoint.refresh
+        if refresh is None:
+            return False
+        with self._refresh_lock:
+            if self.headers is not sent_with:
+                return True
+            try:
+                token = refresh()
+            except Exception as exc:  # a token file gone, an exec plugin that fails: the 401 is reported
+                # Its type only: a plugin's message may quote what it was given or printed.
+                self.refresh_failure = f"fetching a fresh token failed ({type(exc).__name__})"
+                return False
+            if not token or self.headers.get("Authorization") == "Bearer " + token:
+                return False
+            self.headers = dict(self.headers, Authorization="Bearer " + token)
+            self.endpoint.token = token
+            self.token_refreshes += 1
+            self.refresh_failure = None
+            return True
 
     def call(self, action, obj_ref, method, path, query=None, body=None, content_type="application/json",
              missing_ok=False):
@@ -482,7 +551,8 @@ class K8sClient:
         if status == 404 and missing_ok:
             return None
         if status >= 400:
-            raise api_error(ApiStatusError(status, reason, data.decode("utf-8", "replace")), action, obj_ref)
+            raise api_error(ApiStatusError(status, reason, data.decode("utf-8", "replace")), action, obj_ref,
+                            self._token_note() if status == 401 else "")
         try:
             return json.loads(data) if data else {}
         except ValueError:

@@ -107,3 +107,27 @@ def test_without_a_kubeconfig_a_pod_uses_its_service_account(tmp_path, monkeypat
     # A kubeconfig the task names is never silently replaced by the service account.
     with pytest.raises(ConnectionError_, match="cannot load kubeconfig"):
         resolve_endpoint(kubeconfig=str(tmp_path / "absent"), environ={})
+
+
+def test_a_token_that_can_change_says_where_a_fresh_one_comes_from(tmp_path, monkeypatch):
+    """tokenFile and the service account's file are read again on refresh; an inline token, an api_key option
+    and a user name/password have nowhere to get another from."""
+    from ansible_collections.velocity.platform.plugins.module_utils.k8s import client
+
+    (tmp_path / "token").write_text("first\n")
+    from_file = read_kubeconfig(kubeconfig(tmp_path, {"tokenFile": "token"}))
+    (tmp_path / "token").write_text("second\n")
+    assert (from_file.token, from_file.refresh()) == ("first", "second")
+
+    assert read_kubeconfig(kubeconfig(tmp_path, {"token": "inline"})).refresh is None
+    assert read_kubeconfig(kubeconfig(tmp_path, {"username": "u", "password": "p"})).refresh is None
+    overridden = resolve_endpoint(kubeconfig=kubeconfig(tmp_path, {"tokenFile": "token"}), api_key="given",
+                                  environ={})
+    assert (overridden.token, overridden.refresh) == ("given", None)
+
+    monkeypatch.setattr(client, "IN_CLUSTER_DIR", str(tmp_path))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    pod = resolve_endpoint(environ={"KUBECONFIG": str(tmp_path / "absent")})
+    (tmp_path / "token").write_text("rotated-by-the-kubelet\n")
+    assert (pod.token, pod.refresh()) == ("second", "rotated-by-the-kubelet")
