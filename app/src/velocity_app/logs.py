@@ -39,7 +39,6 @@ class Redactor:
         # Longest first, so a password inside a URL is replaced as part of the URL.
         self.values = tuple(sorted({v for v in secret_values if v}, key=len, reverse=True))
         # Each value as it appears inside a JSON string (orjson's escaping, no quotes).
-        # Each value as it appears inside a JSON string (orjson's escaping, no quotes).
         self.escaped = tuple(orjson.dumps(v)[1:-1] for v in self.values)
 
     def _scrub(self, text: str) -> str:
