@@ -85,14 +85,15 @@ def test_api_server_gone_mid_apply_reports_what_was_applied_and_a_rerun_finishes
     worker = threading.Thread(target=deploy)
     worker.start()
     try:
-        def stuck_exists():
+        def wave_0_exists():
             try:
-                return apps.read_namespaced_deployment("stuck", namespace)
+                return apps.read_namespaced_deployment("stuck", namespace) and \
+                    core.read_namespaced_config_map("first", namespace)
             except client.ApiException:
                 return None
 
-        _wait_for("wave 0 to be applied", stuck_exists)
-        time.sleep(1.0)  # the module is now waiting for the Deployment of wave 0
+        _wait_for("wave 0 to be applied", wave_0_exists)  # both objects, applied concurrently
+        time.sleep(1.0)  # their answers reach the module; it is now waiting for the Deployment of wave 0
         cut_at = time.monotonic()
         relay.cut()
         worker.join(120)
