@@ -6,7 +6,9 @@ appear in what a task prints."""
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 import stat
 import time
 import uuid
@@ -45,6 +47,8 @@ class Account:
         self.cluster, self.namespace, self.core = cluster, namespace, core
         config = yaml.safe_load(Path(cluster.kubeconfig).read_text(encoding="utf-8"))
         self.cluster_entry = config["clusters"][0]["cluster"]
+        ca = base64.b64decode(self.cluster_entry["certificate-authority-data"]).decode()
+        self.http = urllib3.PoolManager(ssl_context=ssl.create_default_context(cadata=ca))
 
     def token(self, name: str) -> str:
         """A token of the account, valid while Secret ``name`` exists."""
@@ -58,13 +62,7 @@ class Account:
 
     def answer(self, token: str) -> int:
         """The status the API server gives a read of the namespace's ConfigMaps with ``token``."""
-        import base64
-        import ssl
-
-        context = ssl.create_default_context(cadata=base64.b64decode(self.cluster_entry["certificate-authority-data"])
-                                             .decode())
-        http = urllib3.PoolManager(ssl_context=context)
-        response = http.request("GET", f"{self.cluster_entry['server']}/api/v1/namespaces/{self.namespace}/configmaps",
+        response = self.http.request("GET", f"{self.cluster_entry['server']}/api/v1/namespaces/{self.namespace}/configmaps",
                                 headers={"Authorization": "Bearer " + token}, timeout=10)
         return response.status
 

@@ -25,6 +25,7 @@ is what it is: a 401 then fails the task."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -268,11 +269,8 @@ def read_kubeconfig(path, context=None):
 
     token, refresh = user.get("token"), None
     if not token and user.get("tokenFile"):
-        token_file = file_of(user, "tokenFile")
-        token = _token_from_file(token_file)
-
-        def refresh():
-            return _token_from_file(token_file)
+        refresh = functools.partial(_token_from_file, file_of(user, "tokenFile"))
+        token = refresh()
     basic = f"{user['username']}:{user.get('password', '')}" if user.get("username") and not token else None
     return Endpoint(
         cluster["server"],
@@ -298,7 +296,7 @@ def in_cluster_endpoint():
     token = _token_from_file(token_file)
     host = f"[{host}]" if ":" in host else host
     return Endpoint(f"https://{host}:{port}", ca_file=os.path.join(IN_CLUSTER_DIR, "ca.crt"), token=token,
-                    refresh=lambda: _token_from_file(token_file))  # the kubelet replaces the file before expiry
+                    refresh=functools.partial(_token_from_file, token_file))  # the kubelet rotates the file
 
 
 def library_endpoint(kubeconfig, context):
@@ -536,7 +534,6 @@ class K8sClient:
             if not token or self.headers.get("Authorization") == "Bearer " + token:
                 return False
             self.headers = dict(self.headers, Authorization="Bearer " + token)
-            self.endpoint.token = token
             self.token_refreshes += 1
             self.refresh_failure = None
             return True
